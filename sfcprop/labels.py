@@ -1,0 +1,68 @@
+"""Label maps to soft maps on the feature grid and back (spec section 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MAX_LABELS = 255
+
+
+def label_ids(mask: torch.Tensor) -> list[int]:
+    """The ids of a first-frame mask `[H, W]`: 0 (background, channel 0) then the objects.
+
+    Raises ValueError for non-integer or negative ids, a mask with no object, or more
+    than 255 ids.
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be [H, W], got shape {tuple(mask.shape)}")
+    if mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool:
+        raise ValueError(f"mask ids must be integers, got dtype {mask.dtype}")
+    ids = torch.unique(mask).tolist()
+    if ids[0] < 0:
+        raise ValueError(f"mask ids must be >= 0, got {ids[0]}")
+    objects = [i for i in ids if i != 0]
+    if not objects:
+        raise ValueError("the first mask holds no object: every pixel is background (id 0)")
+    if len(objects) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} object ids are supported, got {len(objects)}")
+    return [0, *objects]
+
+
+def as_mask_tensor(mask) -> torch.Tensor:
+    """An `[H, W]` integer array/tensor as an int64 tensor (floats that are whole numbers
+    are refused: ids must come as integers)."""
+    if isinstance(mask, np.ndarray):
+        if mask.dtype.kind not in "iu":
+            raise ValueError(f"mask ids must be integers, got dtype {mask.dtype}")
+        return torch.from_numpy(mask.astype(np.int64))
+    if isinstance(mask, torch.Tensor):
+        if mask.is_floating_point() or mask.dtype == torch.bool:
+            raise ValueError(f"mask ids must be integers, got dtype {mask.dtype}")
+        return mask.long()
+    raise TypeError(f"a mask must be a numpy array, a tensor or a PNG path, got {type(mask)}")
+
+
+def one_hot(mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """`[H, W]` ids -> `[L, H, W]` float32 one-hot over `ids` (pixels of other ids: all 0)."""
+    return torch.stack([(mask == i) for i in ids]).float()
+
+
+def resize_soft(soft: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """`[L, h, w]` -> `[L, *size]`: bilinear, half-pixel centres, no antialiasing
+    (what `cv2.resize(INTER_LINEAR)` does)."""
+    return F.interpolate(
+        soft[None], size=size, mode="bilinear", align_corners=False, antialias=False
+    )[0]
+
+
+def to_grid(mask: torch.Tensor, ids: list[int], grid: tuple[int, int]) -> torch.Tensor:
+    """First-frame ids `[H, W]` -> soft labels `[L, h, w]` on the feature grid."""
+    return resize_soft(one_hot(mask, ids), grid)
+
+
+def decode(soft: torch.Tensor, ids: list[int], size: tuple[int, int]) -> torch.Tensor:
+    """Soft labels `[L, h, w]` -> ids `[H, W]` (uint8): upsample, argmax, map to `ids`."""
+    lut = torch.tensor(ids, dtype=torch.uint8, device=soft.device)
+    return lut[resize_soft(soft, size).argmax(dim=0)]

@@ -1,0 +1,246 @@
+"""Memory of frame 0 and the m preceding frames; `Propagator.step`; `propagate`.
+
+The reference protocol (spec sections 3-4): frame 0 is a global key frame; the m
+preceding frames are short-term keys limited to a radius; at the start of a video the
+missing short-term slots hold copies of frame 0; top-k is joint over the whole context;
+predictions are fed back soft. Memory holds m + 1 feature maps and their soft labels,
+whatever the video's length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+
+from . import affinity, labels
+from .backbones.base import Correspondence
+from .features import Encoder
+from .io import FrameSource, iter_frames, load_first_mask
+from .presets import Preset, get_preset
+
+
+@dataclass
+class Memory:
+    """The context of the next target frame: frame 0 plus up to m recent frames.
+
+    first: `(features [C, h, w], soft labels [L, h, w])` of frame 0; recent: the same for
+    the frames before the target, oldest first (at most `context` of them).
+    """
+
+    first: tuple[torch.Tensor, torch.Tensor]
+    recent: deque = field(default_factory=deque)
+
+    def short_term(self, context: int) -> list[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+        """`(multiplicity, (features, labels))` of the m short-term slots: while fewer than
+        m frames precede the target, the oldest (frame 0) fills the missing slots."""
+        slots = [(1, item) for item in self.recent]
+        if slots:
+            slots[0] = (1 + context - len(self.recent), slots[0][1])
+        return slots
+
+
+def step_soft(query: torch.Tensor, memory: Memory, preset: Preset) -> torch.Tensor:
+    """Soft labels `[L, h, w]` of the frame with features `query` `[C, h, w]`."""
+    c, h, w = query.shape
+    n = h * w
+    feats0, labels0 = memory.first
+    candidates = [affinity.global_topk(query, feats0, preset.topk, preset.temperature)]
+    banks = [labels0]
+    for slot, (mult, (feats, soft)) in enumerate(memory.short_term(preset.context), start=1):
+        vals, idx = affinity.local_topk(
+            query, feats, preset.radius, preset.topk, preset.temperature
+        )
+        candidates += [(vals, idx + slot * n)] * mult
+        banks.append(soft)
+    weights, index = affinity.merge_topk(candidates, preset.topk)
+    bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
+    out = affinity.gather_labels(weights, index, bank)
+    return rearrange(out, "(h w) l -> l h w", h=h, w=w)
+
+
+class Propagator:
+    """Streaming label propagation: `start(frame0, labels)`, then `step(frame)` per frame.
+
+    `backbone`/`semantic` are `Correspondence` modules or registry names/paths; with two,
+    their features are fused with `lam`. Parameters come from `preset` (default "davis",
+    or "davis-sfc" when fused) and keyword overrides.
+    """
+
+    def __init__(
+        self,
+        backbone: Correspondence | str = "fc",
+        semantic: Correspondence | str | None = None,
+        *,
+        preset: str | Preset | None = None,
+        device: str | torch.device | None = None,
+        **params,
+    ) -> None:
+        self.preset = get_preset(preset or ("davis" if semantic is None else "davis-sfc"), **params)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        fine = _resolve(backbone, self.device)
+        sem = _resolve(semantic, self.device) if semantic is not None else None
+        lam = self.preset.lam if sem is not None else None
+        if sem is not None and lam is None:
+            raise ValueError(f"fusing two backbones needs lam; preset {self.preset} has none")
+        self.encoder = Encoder(fine, sem, lam)
+        self.memory: Memory | None = None
+        self.size: tuple[int, int] | None = None
+
+    def start(self, frame: torch.Tensor, soft: torch.Tensor) -> None:
+        """Frame 0 (uint8 `[3, H, W]`) and its soft labels `[L, h, w]` on the feature grid."""
+        feats = self._encode(frame)
+        if soft.ndim != 3 or tuple(soft.shape[1:]) != tuple(feats.shape[1:]):
+            raise ValueError(
+                f"first labels must be [L, h, w] on the {tuple(feats.shape[1:])} feature grid, "
+                f"got {tuple(soft.shape)}"
+            )
+        self.size = tuple(frame.shape[1:])
+        soft = soft.to(self.device, torch.float32)
+        self.memory = Memory((feats, soft), deque([(feats, soft)], maxlen=self.preset.context))
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """Soft labels `[L, h, w]` of the next frame (uint8 `[3, H, W]`); updates the memory."""
+        if self.memory is None:
+            raise RuntimeError("call start(first_frame, first_labels) before step()")
+        if tuple(frame.shape[1:]) != self.size:
+            raise ValueError(
+                f"all frames must have the size of frame 0 {self.size}, "
+                f"got {tuple(frame.shape[1:])}"
+            )
+        query = self._encode(frame)
+        soft = step_soft(query, self.memory, self.preset)
+        if self.preset.context > 0:
+            self.memory.recent.append((query, soft))
+        return soft
+
+    def _encode(self, frame: torch.Tensor) -> torch.Tensor:
+        if frame.ndim != 3 or frame.shape[0] != 3 or frame.dtype != torch.uint8:
+            raise ValueError(
+                f"a frame must be uint8 [3, H, W], got {frame.dtype} {tuple(frame.shape)}"
+            )
+        return self.encoder(frame[None].to(self.device))[0]
+
+
+@dataclass
+class Propagation:
+    """Result of `propagate`: ids `[T, H, W]` uint8 (the ids of the first mask),
+    `label_ids` (channel l of `soft` is id `label_ids[l]`), soft `[T, L, h, w]` or None."""
+
+    ids: torch.Tensor
+    label_ids: list[int]
+    soft: torch.Tensor | None = None
+
+
+def propagate_soft_iter(
+    frames: FrameSource, first_soft: torch.Tensor, propagator: Propagator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield `(frame, soft [L, h, w])` for every frame, frame 0 first (its given labels)."""
+    it = iter_frames(frames)
+    try:
+        frame0 = next(it)
+    except StopIteration:
+        raise ValueError("the video holds no frames") from None
+    propagator.start(frame0, first_soft)
+    yield frame0, propagator.memory.first[1]
+    for frame in it:
+        yield frame, propagator.step(frame)
+
+
+def propagate(
+    frames: FrameSource,
+    first_mask,
+    backbone: Correspondence | str = "fc",
+    semantic: Correspondence | str | None = None,
+    *,
+    preset: str | Preset | None = None,
+    topk: int | None = None,
+    context: int | None = None,
+    radius: float | None = None,
+    temperature: float | None = None,
+    lam: float | None = None,
+    device: str | torch.device | None = None,
+    return_soft: bool = False,
+    progress: bool = False,
+) -> Propagation:
+    """Propagate the first frame's object mask through `frames`.
+
+    frames: uint8 `[T, 3, H, W]` tensor, `[T, H, W, 3]` numpy array, list of PIL images
+    or image paths, or a folder of images (read one at a time). first_mask: `[H, W]`
+    integer ids (0 = background) or a palette/greyscale PNG path. Returns the ids of
+    every frame (frame 0: the given mask) and, with `return_soft`, the soft labels.
+    """
+    mask = load_first_mask(first_mask)
+    ids = labels.label_ids(mask)
+    prop = Propagator(
+        backbone,
+        semantic,
+        preset=preset,
+        device=device,
+        topk=topk,
+        context=context,
+        radius=radius,
+        temperature=temperature,
+        lam=lam,
+    )
+    grid = prop.encoder.backbone.grid(*mask.shape)
+    first_soft = labels.to_grid(mask, ids, grid)
+    stream = propagate_soft_iter(_same_size(iter_frames(frames), mask.shape), first_soft, prop)
+    out_ids, out_soft = [], []
+    for t, (_, soft) in enumerate(_progress(stream, progress)):
+        out_ids.append(
+            mask.to(torch.uint8) if t == 0 else labels.decode(soft, ids, prop.size).cpu()
+        )
+        if return_soft:
+            out_soft.append(soft.cpu())
+    return Propagation(torch.stack(out_ids), ids, torch.stack(out_soft) if return_soft else None)
+
+
+def propagate_soft(
+    frames: FrameSource,
+    first_soft: torch.Tensor,
+    backbone: Correspondence | str = "fc",
+    semantic: Correspondence | str | None = None,
+    *,
+    preset: str | Preset | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    **params,
+) -> torch.Tensor:
+    """Propagate soft labels `[L, h, w]` given on frame 0's feature grid (keypoint maps,
+    part maps, any float maps); returns `[T, L, h, w]`."""
+    prop = Propagator(backbone, semantic, preset=preset, device=device, **params)
+    it = propagate_soft_iter(frames, torch.as_tensor(first_soft, dtype=torch.float32), prop)
+    return torch.stack([soft.cpu() for _, soft in _progress(it, progress)])
+
+
+def _same_size(frames: Iterator[torch.Tensor], size) -> Iterator[torch.Tensor]:
+    for t, frame in enumerate(frames):
+        if tuple(frame.shape[1:]) != tuple(size):
+            raise ValueError(
+                f"frame {t} is {tuple(frame.shape[1:])} (H, W) but the first mask is {tuple(size)}"
+            )
+        yield frame
+
+
+def _progress(it: Iterable, enabled: bool) -> Iterable:
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, unit="frame")
+
+
+def _resolve(net: Correspondence | str, device: torch.device) -> Correspondence:
+    if isinstance(net, str):
+        from .backbones import backbone as load_backbone
+
+        net = load_backbone(net)
+    if not isinstance(net, Correspondence):
+        raise TypeError(
+            f"a backbone must be a Correspondence module or a registry name/path, got {type(net)}"
+        )
+    return net.to(device).eval()
