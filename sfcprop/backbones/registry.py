@@ -1,0 +1,589 @@
+"""The backbone registry: names -> architecture, weight sources, converter and metadata.
+
+`backbone("fc")` gives the SFC fine-grained ResNet-18 with its default weights,
+`backbone("mocov1", weights="path/to/file.pth.tar")` a MoCo ResNet-50 from a local file,
+`backbone("some_checkpoint.pth")` whatever that file's layout says, and `weights=None` a
+randomly initialised network. Every model comes back in eval mode as a `Correspondence`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.resources
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import hub
+from ..checkpoints import LoadReport, detect_layout, load_encoder_state
+from .base import Correspondence
+from .bn_warmup import sfc_bn_warmup as _sfc_bn_warmup
+from .resnet import ResNetTrunk, resnet18, resnet50
+from .vit import vit_small8
+
+REPORTED = "reported by the authors"
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A DAVIS-2017 val J&F-Mean as published by a backbone's own authors (not re-measured)."""
+
+    jf: float
+    protocol: str
+    source: str
+    note: str = REPORTED
+
+
+@dataclass(frozen=True)
+class Release:
+    """A released weight file of a backbone and the layout its converter reads."""
+
+    source: hub.Source
+    layout: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered backbone."""
+
+    name: str
+    arch: str
+    factory: Callable[[], Correspondence]
+    dim: int
+    releases: dict[str, Release] = field(default_factory=dict)
+    default: str | None = None  # a release name, or "shipped"
+    shipped: str | None = None  # file name inside sfcprop.weights
+    mean: tuple[float, float, float] | None = None  # None: the Correspondence default
+    std: tuple[float, float, float] | None = None
+    paper: str = ""
+    licence: str | None = None
+    reported: Reported | None = None
+    notes: str = ""
+
+
+_TV = "https://download.pytorch.org/models/"
+_FB = "https://dl.fbaipublicfiles.com/"
+_VFS = "https://github.com/xvjiarui/VFS/releases/download/v0.1-rc1/"
+_LABEL_PROP = "CRW label propagation, DAVIS-2017 val 480p (topk 10, m 20, radius 12, tau 0.05)"
+
+_ENTRIES: list[Entry] = [
+    Entry(
+        "fc",
+        "resnet18",
+        resnet18,
+        256,
+        releases={
+            "sfc": Release(
+                hub.Source(
+                    "sfc",
+                    "pretrained_fc.pth",
+                    url="https://github.com/Alxead/SFC/releases/download/v0.1/pretrained_fc.pth",
+                ),
+                "fc",
+            )
+        },
+        default="sfc",
+        shipped="fc-r18-sfcprop.safetensors",
+        paper="Hu et al., Semantic-Aware Fine-Grained Correspondence, ECCV 2022",
+        notes="default: the SFC release if cached, else the shipped sfcprop-trained file",
+    ),
+    Entry(
+        "crw",
+        "resnet18-reflect",
+        lambda: resnet18(padding="reflect"),
+        256,
+        releases={
+            "crw": Release(
+                hub.Source(
+                    "crw",
+                    "pretrained.pth",
+                    url="https://github.com/ajabri/videowalk/raw/master/pretrained.pth",
+                    hash="gitsha1:7d3a446fc45567471ca98d5d43bce4810b3a5759",
+                ),
+                "crw",
+            )
+        },
+        default="crw",
+        paper="Jabri et al., Space-Time Correspondence as a Contrastive Random Walk, NeurIPS 2020",
+        licence="MIT",
+        reported=Reported(67.6, _LABEL_PROP, "Jabri et al. 2020, Table 1"),
+    ),
+    Entry(
+        "mocov1",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "moco_v1_200ep": Release(
+                hub.Source(
+                    "moco_v1_200ep",
+                    "moco_v1_200ep_pretrain.pth.tar",
+                    url=_FB + "moco/moco_checkpoints/moco_v1_200ep/moco_v1_200ep_pretrain.pth.tar",
+                    hash="md5:b251726a",
+                ),
+                "mocov1",
+            )
+        },
+        default="moco_v1_200ep",
+        paper="He et al., Momentum Contrast for Unsupervised Visual Representation Learning, "
+        "CVPR 2020",
+        licence="CC-BY-NC-4.0",
+    ),
+    Entry(
+        "mocov2",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "moco_v2_800ep": Release(
+                hub.Source(
+                    "moco_v2_800ep",
+                    "moco_v2_800ep_pretrain.pth.tar",
+                    url=_FB + "moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar",
+                    hash="md5:a04e12f8",
+                ),
+                "mocov2",
+            ),
+            "moco_v2_200ep": Release(
+                hub.Source(
+                    "moco_v2_200ep",
+                    "moco_v2_200ep_pretrain.pth.tar",
+                    url=_FB + "moco/moco_checkpoints/moco_v2_200ep/moco_v2_200ep_pretrain.pth.tar",
+                    hash="md5:59fd9945",
+                ),
+                "mocov2",
+            ),
+        },
+        default="moco_v2_800ep",
+        paper="Chen et al., Improved Baselines with Momentum Contrastive Learning, 2020",
+        licence="CC-BY-NC-4.0",
+    ),
+    Entry(
+        "simclr",
+        "resnet50",
+        resnet50,
+        1024,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        paper="Chen et al., A Simple Framework for Contrastive Learning, ICML 2020",
+        licence="Apache-2.0",
+        notes="input in [0, 1] without mean/std; the release is TensorFlow "
+        "(https://storage.cloud.google.com/simclr-gcs/checkpoints/ResNet50_1x.zip): convert it "
+        "to torchvision names (e.g. tonylins/simclr-converter) and pass weights=<file>",
+    ),
+    Entry(
+        "byol",
+        "resnet50",
+        resnet50,
+        1024,
+        paper="Grill et al., Bootstrap Your Own Latent, NeurIPS 2020",
+        licence="Apache-2.0",
+        notes="the release is a JAX/Haiku pickle "
+        "(https://storage.googleapis.com/deepmind-byol/checkpoints/pretrain_res50x1.pkl): convert "
+        "it to torchvision names (ssl-transfer convert_byol) and pass weights=<file>",
+    ),
+    Entry(
+        "instdis",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "insdis": Release(
+                hub.Source(
+                    "insdis",
+                    "InsDis.pth",
+                    url="https://www.dropbox.com/sh/87d24jqsl6ra7t2/AACcsSIt1_Njv7GsmsuzZ6Sta/"
+                    "InsDis.pth?dl=1",
+                ),
+                "insdis",
+            )
+        },
+        default="insdis",
+        paper="Wu et al., Unsupervised Feature Learning via Non-Parametric Instance "
+        "Discrimination, CVPR 2018 (PyContrast re-release)",
+        notes="layout INFERRED (model/module.encoder.), unverified against the real file",
+    ),
+    Entry(
+        "simsiam",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "simsiam_100ep_256bs": Release(
+                hub.Source(
+                    "simsiam_100ep_256bs",
+                    "checkpoint_0099.pth.tar",
+                    url=_FB + "simsiam/models/100ep-256bs/pretrain/checkpoint_0099.pth.tar",
+                ),
+                "simsiam",
+            )
+        },
+        default="simsiam_100ep_256bs",
+        paper="Chen & He, Exploring Simple Siamese Representation Learning, CVPR 2021",
+        licence="CC-BY-NC-4.0",
+    ),
+    Entry(
+        "vince",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "vince_r50": Release(
+                hub.Source(
+                    "vince_r50",
+                    "vince_resnet50.pt",
+                    manual="the release is a Google Drive tar "
+                    "(https://drive.google.com/uc?id=11TfKfZLLx2FYCATjkll5nUIOxSgSBWGi); "
+                    "extract <method>/<NNNNNNNNN>.pt",
+                ),
+                "vince",
+            )
+        },
+        default="vince_r50",
+        paper="Gordon et al., Watching the World Go By: Representation Learning from "
+        "Unlabeled Videos, 2020",
+        notes="layout INFERRED (feature_extractor.module.model.), unverified",
+    ),
+    Entry(
+        "vfs",
+        "resnet18",
+        resnet18,
+        256,
+        releases={
+            "vfs_r18": Release(
+                hub.Source(
+                    "vfs_r18",
+                    "r18_nc_sgd_cos_100e_r2_1xNx8_k400-db1a4c0d.pth",
+                    url=_VFS + "r18_nc_sgd_cos_100e_r2_1xNx8_k400-db1a4c0d.pth",
+                    hash="sha256:db1a4c0d",
+                ),
+                "torchvision",
+            )
+        },
+        default="vfs_r18",
+        paper="Xu & Wang, Rethinking Self-supervised Correspondence Learning: A Video "
+        "Frame-level Similarity Perspective, ICCV 2021",
+    ),
+    Entry(
+        "vfs-r50",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "vfs_r50": Release(
+                hub.Source(
+                    "vfs_r50",
+                    "r50_nc_sgd_cos_100e_r5_1xNx2_k400-d7ce3ad0.pth",
+                    url=_VFS + "r50_nc_sgd_cos_100e_r5_1xNx2_k400-d7ce3ad0.pth",
+                    hash="sha256:d7ce3ad0",
+                ),
+                "torchvision",
+            )
+        },
+        default="vfs_r50",
+        paper="Xu & Wang, ICCV 2021 (see vfs)",
+    ),
+    Entry(
+        "pixpro",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "pixpro_base_r50_400ep": Release(
+                hub.Source(
+                    "pixpro_base_r50_400ep",
+                    "pixpro_base_r50_400ep_md5_919c6612.pth",
+                    hash="md5:919c6612",
+                    manual="the release is on Google Drive "
+                    "(https://drive.google.com/file/d/1Ox2RoFbTrrllbwvITdZvwkNnKUQSUPmV/view)",
+                ),
+                "pixpro",
+            )
+        },
+        default="pixpro_base_r50_400ep",
+        paper="Xie et al., Propagate Yourself (PixPro), CVPR 2021",
+        licence="MIT",
+    ),
+    Entry(
+        "imagenet-r18",
+        "resnet18",
+        resnet18,
+        256,
+        releases={
+            "imagenet1k_v1": Release(
+                hub.Source(
+                    "imagenet1k_v1_r18",
+                    "resnet18-5c106cde.pth",
+                    url=_TV + "resnet18-5c106cde.pth",
+                    hash="sha256:5c106cde",
+                    hf_repo="timm/resnet18.tv_in1k",
+                    hf_filename="model.safetensors",
+                ),
+                "torchvision",
+            )
+        },
+        default="imagenet1k_v1",
+        paper="He et al., Deep Residual Learning, CVPR 2016 (torchvision ImageNet-1k V1 weights)",
+        licence="BSD-3-Clause (torchvision)",
+    ),
+    Entry(
+        "imagenet-r50",
+        "resnet50",
+        resnet50,
+        1024,
+        releases={
+            "imagenet1k_v1": Release(
+                hub.Source(
+                    "imagenet1k_v1_r50",
+                    "resnet50-19c8e357.pth",
+                    url=_TV + "resnet50-19c8e357.pth",
+                    hash="sha256:19c8e357",
+                    hf_repo="timm/resnet50.tv_in1k",
+                    hf_filename="model.safetensors",
+                ),
+                "torchvision",
+            )
+        },
+        default="imagenet1k_v1",
+        paper="He et al., Deep Residual Learning, CVPR 2016 (torchvision ImageNet-1k V1 weights)",
+        licence="BSD-3-Clause (torchvision)",
+    ),
+    Entry(
+        "dino-vits8",
+        "vit_small8",
+        vit_small8,
+        384,
+        releases={
+            "dino": Release(
+                hub.Source(
+                    "dino_vits8",
+                    "dino_deitsmall8_pretrain.pth",
+                    url=_FB + "dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth",
+                    hf_repo="timm/vit_small_patch8_224.dino",
+                    hf_filename="model.safetensors",
+                ),
+                "dino",
+            ),
+            "dino-full": Release(
+                hub.Source(
+                    "dino_vits8_full",
+                    "dino_deitsmall8_pretrain_full_checkpoint.pth",
+                    url=_FB + "dino/dino_deitsmall8_pretrain/"
+                    "dino_deitsmall8_pretrain_full_checkpoint.pth",
+                ),
+                "dino-full",
+            ),
+        },
+        default="dino",
+        paper="Caron et al., Emerging Properties in Self-Supervised Vision Transformers, ICCV 2021",
+        licence="Apache-2.0",
+        reported=Reported(
+            69.9,
+            "DINO eval_video_segmentation, DAVIS-2017 val 480p (n_last_frames 7, "
+            "size_mask_neighborhood 12, topk 5)",
+            "Caron et al. 2021, Table 5",
+        ),
+        notes="384-d patch tokens at stride 8 after the final norm (DINO's video segmentation)",
+    ),
+]
+
+REGISTRY: dict[str, Entry] = {e.name: e for e in _ENTRIES}
+
+# Which registry entry a detected file layout builds (torchvision files: by arch).
+_BY_LAYOUT = {
+    "fc": "fc",
+    "crw": "crw",
+    "mocov1": "mocov1",
+    "mocov2": "mocov2",
+    "simsiam": "simsiam",
+    "pixpro": "pixpro",
+    "insdis": "instdis",
+    "vince": "vince",
+    "dino": "dino-vits8",
+    "dino-full": "dino-vits8",
+}
+
+
+def list_backbones() -> list[str]:
+    """The registered backbone names."""
+    return list(REGISTRY)
+
+
+def get_entry(name: str) -> Entry:
+    """The registry entry of `name` (`KeyError` listing the known names)."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown backbone {name!r}; registered: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def shipped_weights(filename: str) -> Path:
+    """A weight file shipped with sfcprop (`sfcprop.weights`, else `<repo>/weights/`)."""
+    candidates: list[Path] = []
+    with contextlib.suppress(ModuleNotFoundError, TypeError):
+        candidates.append(Path(str(importlib.resources.files("sfcprop.weights") / filename)))
+    candidates.append(Path(__file__).resolve().parents[2] / "weights" / filename)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"the shipped weight file {filename} is missing (looked in "
+        f"{', '.join(str(p) for p in candidates)}); reinstall sfcprop or pass weights=<file>"
+    )
+
+
+def _entry_for_file(path: str | os.PathLike) -> tuple[Entry, str]:
+    layout = detect_layout(path)
+    if layout in _BY_LAYOUT:
+        return REGISTRY[_BY_LAYOUT[layout]], layout
+    _, report = load_encoder_state(path, layout=layout, strict=False)
+    return REGISTRY["imagenet-r50" if report.arch == "resnet50" else "imagenet-r18"], layout
+
+
+def _resolve_weights(entry: Entry, weights: Any) -> tuple[Any, str | None]:
+    """`weights` -> (path or dict to load, layout or None to detect)."""
+    if isinstance(weights, Mapping):
+        return weights, None
+    if isinstance(weights, os.PathLike):
+        return weights, None
+    if not isinstance(weights, str):
+        raise TypeError(f"weights must be a name, a path, a state dict or None, not {weights!r}")
+    if weights == "default":
+        if entry.default is None:
+            raise ValueError(
+                f"backbone {entry.name!r} has no downloadable default weights: {entry.notes}. "
+                "Pass weights=<file> (or weights=None for random init)."
+            )
+        release = entry.releases.get(entry.default)
+        if entry.shipped and (release is None or hub.cached(release.source) is None):
+            try:
+                return shipped_weights(entry.shipped), None
+            except FileNotFoundError as e:
+                hint = f" or weights={entry.default!r} to download the release" if release else ""
+                raise FileNotFoundError(f"{e}{hint}") from None
+        weights = entry.default
+    if weights == "shipped" and entry.shipped:
+        return shipped_weights(entry.shipped), None
+    if weights in entry.releases:
+        release = entry.releases[weights]
+        return hub.fetch(release.source), release.layout
+    if Path(weights).expanduser().exists():
+        return Path(weights).expanduser(), None
+    names = ", ".join(["default", *entry.releases, *(["shipped"] if entry.shipped else [])])
+    raise ValueError(
+        f"weights {weights!r} for {entry.name!r} is neither a release ({names}) nor an "
+        "existing file"
+    )
+
+
+def backbone(
+    name_or_path: str | os.PathLike,
+    weights: Any = "default",
+    *,
+    strict: bool = True,
+    sfc_bn_warmup: bool = False,
+    device: str | torch.device | None = None,
+) -> Correspondence:
+    """A registered backbone (or the one a checkpoint file describes), in eval mode.
+
+    `weights`: `"default"`, a release name, a local path, a loaded state dict (or whole
+    checkpoint dict), or None for random init. `strict=False` loads what matches and
+    reports the rest (`model.load_report`). `sfc_bn_warmup=True` applies SFC's BatchNorm
+    warm-up quirk after loading (ResNets only; see `bn_warmup`). The model maps normalised
+    `[B, 3, H, W]` to unit features `[B, dim, ceil(H/8), ceil(W/8)]`.
+    """
+    if str(name_or_path) in REGISTRY:
+        entry = REGISTRY[str(name_or_path)]
+    elif Path(name_or_path).expanduser().is_file():
+        if not (isinstance(weights, str) and weights == "default"):
+            raise ValueError("backbone(<file>) takes its weights from the file; omit weights=")
+        weights = Path(name_or_path).expanduser()
+        entry, _ = _entry_for_file(weights)
+    else:
+        raise KeyError(
+            f"{str(name_or_path)!r} is neither a registered backbone ({', '.join(REGISTRY)}) "
+            "nor an existing checkpoint file"
+        )
+    model = entry.factory()
+    if entry.mean is not None:
+        model.mean, model.std = entry.mean, entry.std
+    report: LoadReport | None = None
+    if weights is not None:
+        source, layout = _resolve_weights(entry, weights)
+        state, report = load_encoder_state(source, layout=layout, strict=strict)
+        expected = entry.arch.split("-")[0]
+        if report.arch != expected:
+            raise ValueError(
+                f"{report.source}: holds a {report.arch} ({report.layout} layout), but "
+                f"{entry.name!r} is a {expected}"
+            )
+        model.load_state_dict(state, strict=strict)
+    model.load_report = report
+    model.backbone_name = entry.name
+    if sfc_bn_warmup:
+        if not isinstance(model, ResNetTrunk):
+            raise ValueError(f"sfc_bn_warmup applies to ResNet trunks, not {entry.name!r}")
+        _sfc_bn_warmup(model)
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _sources(entry: Entry) -> str:
+    kinds = []
+    for release in entry.releases.values():
+        src = release.source
+        kind = "+".join(k for k, v in (("hf", src.hf_repo), ("url", src.url)) if v) or "manual"
+        kinds.append(f"{kind}:{release.source.name}")
+    if entry.shipped:
+        kinds.append("shipped")
+    return ", ".join(kinds) or "bring your own"
+
+
+def _cached(entry: Entry) -> str:
+    have = [n for n, r in entry.releases.items() if hub.cached(r.source) is not None]
+    if entry.shipped:
+        try:
+            shipped_weights(entry.shipped)
+            have.append("shipped")
+        except FileNotFoundError:
+            pass
+    return ", ".join(have) or "no"
+
+
+def _table(entries: Sequence[Entry]) -> str:
+    rows = [("name", "arch", "dim", "sources", "cached", f"J&F ({REPORTED})")]
+    for e in entries:
+        jf = f"{e.reported.jf:.1f} ({e.reported.source})" if e.reported else "-"
+        rows.append((e.name, e.arch, str(e.dim), _sources(e), _cached(e), jf))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """`sfcprop backbones [NAME]`: the registry table, or one entry's details."""
+    parser = argparse.ArgumentParser(prog="sfcprop backbones", description=cli_main.__doc__)
+    parser.add_argument("name", nargs="?", help="show one backbone's details")
+    args = parser.parse_args(argv)
+    if args.name is None:
+        print(_table(_ENTRIES))
+        print(f"\ncache: {hub.cache_dir()}  (SFCPROP_CACHE; HF_HUB_OFFLINE=1 for no network)")
+        return 0
+    e = get_entry(args.name)
+    print(_table([e]))
+    for label, value in (("paper", e.paper), ("licence", e.licence), ("notes", e.notes)):
+        if value:
+            print(f"{label}: {value}")
+    if e.reported:
+        print(f"DAVIS J&F {e.reported.jf} ({REPORTED}: {e.reported.source}; {e.reported.protocol})")
+    for name, release in e.releases.items():
+        src = release.source
+        print(f"release {name}: {src.url or src.manual or src.hf_repo} -> {hub.cache_path(src)}")
+    return 0
