@@ -1,0 +1,76 @@
+"""Command line of FC pre-training (`python -m sfcprop.train`, or `sfcprop train-fc`)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+from .config import TrainConfig
+from .export import export_trunk
+
+EPILOG = """\
+examples:
+  # train (every option of TrainConfig is a flag; defaults are the paper's recipe)
+  python -m sfcprop.train --image-root data/frames --out-dir runs/fc \\
+      --img-size 128 --batch-size 32 --iterations 2000 --preload-short-side 320
+  # continue exactly where a run stopped
+  python -m sfcprop.train --image-root data/frames --out-dir runs/fc --resume runs/fc/last.pt
+  # multi-GPU (DDP): the global batch is split over the ranks
+  torchrun --nproc-per-node 4 -m sfcprop.train --image-root data/frames --amp
+  # export the inference trunk (online encoder up to layer3, float16 safetensors)
+  python -m sfcprop.train --export runs/fc/last.pt weights/fc.safetensors --meta data=my-frames
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One `--flag` per `TrainConfig` field, plus `--stop-at`, `--export` and `--meta`."""
+    p = argparse.ArgumentParser(
+        prog="python -m sfcprop.train",
+        description="Pre-train the FC network of SFC (fine-grained correspondence, seed A.1) on "
+        "a folder of images, or export its stride-8 ResNet-18 trunk. Inputs are normalised with "
+        "ImageNet mean/std.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        hlp = f"{f.metadata.get('help', '')} (default: {default!r})"
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=hlp)
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=hlp)
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this many total steps")
+    p.add_argument(
+        "--export",
+        nargs=2,
+        metavar=("CHECKPOINT", "OUT"),
+        help="export the trunk of CHECKPOINT to OUT (.safetensors) and exit",
+    )
+    p.add_argument(
+        "--meta", action="append", default=[], metavar="KEY=VALUE", help="export metadata"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv`, then train or export; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.export:
+        meta = {}
+        for item in args.meta:
+            key, sep, value = item.partition("=")
+            if not sep:
+                parser.error(f"--meta expects KEY=VALUE, got {item!r}")
+            meta[key] = value
+        path = export_trunk(args.export[0], args.export[1], meta)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return 0
+    if not args.image_root:
+        parser.error("--image-root is required for training")
+    from .trainer import train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    train(cfg, stop_at=args.stop_at)
+    return 0

@@ -1,0 +1,69 @@
+"""FC's dense loss (PixPro-style positives), the optional BYOL loss, and the EMA schedule.
+
+Pure functions; shapes: `B` batch, `C` channels, `h x w` feature grid, `n = h * w` cells.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+
+def cell_centres(boxes: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centres of the `h x w` cells of each crop, in normalised source-image coordinates.
+
+    `boxes` `[B, 4]` = `(x0, y0, x1, y1)` in [0, 1] -> `(centres [B, n, 2] as (x, y), cell
+    diagonals [B])`; cell `(i, j)` (row i, column j) is centre number `i * w + j`, at
+    `x0 + (j + 0.5) * (x1 - x0) / w`, `y0 + (i + 0.5) * (y1 - y0) / h`.
+    """
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    cw, ch = (x1 - x0) / w, (y1 - y0) / h  # [B]
+    j = torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5
+    i = torch.arange(h, dtype=boxes.dtype, device=boxes.device) + 0.5
+    cx = x0[:, None, None] + j[None, None, :] * cw[:, None, None]  # [B, 1, w]
+    cy = y0[:, None, None] + i[None, :, None] * ch[:, None, None]  # [B, h, 1]
+    centres = torch.stack(torch.broadcast_tensors(cx, cy), dim=-1)  # [B, h, w, 2]
+    return rearrange(centres, "b h w c -> b (h w) c"), torch.hypot(cw, ch)
+
+
+def positive_mask(
+    box_a: torch.Tensor, box_b: torch.Tensor, h: int, w: int, radius: float = 0.5
+) -> torch.Tensor:
+    """Positive pairs between the cells of two views: bool `[B, n_a, n_b]` (`n = h * w`).
+
+    Cell p of view a and cell q of view b are positive when the distance between their centres,
+    divided by the larger of the two views' cell diagonals, is below `radius`.
+    """
+    ca, da = cell_centres(box_a, h, w)
+    cb, db = cell_centres(box_b, h, w)
+    dist = torch.cdist(ca, cb, compute_mode="donot_use_mm_for_euclid_dist")  # exact, [B, n_a, n_b]
+    dist = dist / torch.maximum(da, db)[:, None, None]
+    return dist < radius
+
+
+def dense_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One order of FC's loss: `-2 * mean_b(sum_pq cos(pred_p, target_q) m_pq / (sum m + 1e-6))`.
+
+    `pred` `[B, C, h, w]` (online prediction of view a), `target` `[B, C, h, w]` (target
+    projection of view b), `mask` `[B, n, n]` from `positive_mask(box_a, box_b)`. Scalar.
+    """
+    p = rearrange(F.normalize(pred.float(), dim=1), "b c h w -> b (h w) c")
+    t = rearrange(F.normalize(target.float(), dim=1), "b c h w -> b (h w) c")
+    m = mask.to(p.dtype)
+    cos = torch.bmm(p, t.transpose(1, 2))  # [B, n, n]
+    per_image = (cos * m).sum((1, 2)) / (m.sum((1, 2)) + 1e-6)
+    return -2 * per_image.mean()
+
+
+def byol_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """One order of BYOL's loss `2 - 2 cos(pred, target)`, batch mean; `[B, C]` each. Scalar."""
+    cos = (F.normalize(pred.float(), dim=1) * F.normalize(target.float(), dim=1)).sum(1)
+    return (2 - 2 * cos).mean()
+
+
+def ema_momentum(step: int, total: int, base: float = 0.99) -> float:
+    """EMA momentum `1 - (1 - base) * (cos(pi * step / total) + 1) / 2`: `base` at 0, 1 at end."""
+    return 1 - (1 - base) * (math.cos(math.pi * step / total) + 1) / 2

@@ -1,0 +1,191 @@
+"""The FC training loop: CPU or CUDA, optional AMP, DDP under `torchrun`, exact resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .config import RECIPE_FIELDS, TrainConfig
+from .data import StepBatchSampler, TwoViewDataset
+from .model import FCNet
+from .objectives import ema_momentum
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+
+def _init_distributed(device_kind: str) -> _Dist:
+    """Join the process group when launched by `torchrun` (WORLD_SIZE > 1), else single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    info = _Dist(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return info
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    kind = cfg.device
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' but CUDA is not available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(kind)
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
+
+
+def write_loss_csv(losses: list[float], path: str | Path) -> None:
+    """`iteration,loss` rows (1-based iteration) for the per-step losses."""
+    tmp = Path(path).with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["iteration", "loss"])
+        w.writerows((i + 1, f"{v:.6f}") for i, v in enumerate(losses))
+    os.replace(tmp, path)
+
+
+def _merge_resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
+    """The checkpoint's recipe wins; run-time options (paths, device, threads) come from `cfg`."""
+    merged = cfg.to_dict()
+    for k in RECIPE_FIELDS:
+        if k in saved:
+            merged[k] = saved[k]
+    return TrainConfig.from_dict(merged)
+
+
+def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
+    """Train FC with `cfg`; return the losses of the steps run by this call.
+
+    Writes `out_dir/last.pt` every `save_every` steps and at the end (rank 0), and
+    `out_dir/loss.csv`. `stop_at` ends the run after that many total steps (a later `resume`
+    continues exactly, with the same schedules, as if never stopped).
+    """
+    ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
+    if ckpt is not None:
+        cfg = _merge_resumed_config(cfg, ckpt["config"])
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dinfo = _init_distributed(kind)
+    device = _device(cfg, dinfo.local_rank)
+    if cfg.batch_size % dinfo.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} not divisible by {dinfo.world_size} ranks")
+    scaled = cfg.amp and device.type == "cuda"  # float16 needs loss scaling; bfloat16 does not
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    net = FCNet(cfg.proj_hidden, cfg.proj_dim, cfg.pos_radius, cfg.byol_weight).to(device)
+    opt = torch.optim.Adam(net.online_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=scaled)
+    step, losses = 0, []
+    if ckpt is not None:
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        step, losses = int(ckpt["step"]), ckpt["losses"].tolist()
+        set_rng_state(ckpt["rng"])
+        del ckpt
+    model = net
+    if dinfo.world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        model = DDP(net, device_ids=ids)
+
+    data = TwoViewDataset(
+        cfg.image_root, cfg.img_size, (cfg.min_scale, cfg.max_scale), cfg.preload_short_side
+    )
+    per_rank = cfg.batch_size // dinfo.world_size
+    batches = StepBatchSampler(data, per_rank, cfg.seed, step, dinfo.rank, dinfo.world_size)
+    loader = DataLoader(
+        data,
+        batch_sampler=batches,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.workers > 0,
+    )
+    end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
+    main = dinfo.rank == 0
+    out = Path(cfg.out_dir)
+
+    def save() -> None:
+        if not main:
+            return
+        state = {
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+            "config": cfg.to_dict(),
+            "losses": torch.tensor(losses, dtype=torch.float64),
+            "rng": rng_state(),
+        }
+        save_atomic(state, out / "last.pt")
+        if cfg.keep_every and step % cfg.keep_every == 0:
+            save_atomic(state, out / f"step_{step:06d}.pt")
+        write_loss_csv(losses, out / "loss.csv")
+
+    run_losses: list[float] = []
+    bar = tqdm(total=end, initial=step, disable=not main, dynamic_ncols=True, mininterval=2.0)
+    net.train()
+    t0, it = time.time(), iter(loader)
+    while step < end:
+        v1, v2, b1, b2 = (t.to(device, non_blocking=True) for t in next(it))
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        amp_ctx = torch.autocast(device.type, dtype=amp_dtype) if cfg.amp else nullcontext()
+        with amp_ctx:
+            loss, _ = model(v1, v2, b1, b2)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        net.update_target(ema_momentum(step, cfg.iterations, cfg.ema_base))
+        value = loss.detach()
+        if dinfo.world_size > 1:
+            dist.all_reduce(value)
+            value /= dinfo.world_size
+        value = float(value)
+        losses.append(value)
+        run_losses.append(value)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}")
+        if main and cfg.log_every and step % cfg.log_every == 0:
+            recent = sum(losses[-cfg.log_every :]) / len(losses[-cfg.log_every :])
+            sec = (time.time() - t0) / len(run_losses)
+            bar.write(
+                f"step {step}/{cfg.iterations} loss {recent:.4f} lr {_lr(cfg, step - 1):.2e} "
+                f"{sec:.2f}s/it"
+            )
+        if cfg.save_every and step % cfg.save_every == 0 and step < end:
+            save()
+    save()
+    bar.close()
+    if dinfo.world_size > 1:
+        dist.barrier()
+    return run_losses
