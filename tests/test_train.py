@@ -1,0 +1,222 @@
+"""FC pre-training: positives, loss, EMA, data, a short run, exact resume, trunk export, CLI.
+
+Everything runs on tiny synthetic images written by the tests (never the shared data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from sfcprop.backbones import resnet18
+from sfcprop.train import (
+    TrainConfig,
+    dense_loss,
+    ema_momentum,
+    export_trunk,
+    main,
+    positive_mask,
+    train,
+)
+from sfcprop.train.checkpoint import load_checkpoint
+from sfcprop.train.data import StepBatchSampler, TwoViewDataset, crop_box
+from sfcprop.train.model import FCNet
+
+FULL = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory: pytest.TempPathFactory):
+    """8 smooth random colour images (6x6 noise upsampled), in nested folders, png and jpg."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        sub = root / f"seq{i % 2}"
+        sub.mkdir(exist_ok=True)
+        img = Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8))
+        img.resize((64, 48), Image.BICUBIC).save(sub / f"{i}.{'png' if i % 2 else 'jpg'}")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def tiny_config(image_root, out_dir, **kw) -> TrainConfig:
+    base = dict(
+        image_root=str(image_root),
+        img_size=32,
+        batch_size=4,
+        iterations=40,
+        proj_hidden=64,
+        proj_dim=32,
+        threads=1,
+        out_dir=str(out_dir),
+        save_every=0,
+        log_every=0,
+        seed=1,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def short_run(image_root, tmp_path_factory):
+    """40 iterations of 32px crops, batch 4, on the 8 images: (config, losses)."""
+    cfg = tiny_config(image_root, tmp_path_factory.mktemp("run"))
+    return cfg, train(cfg)
+
+
+# --- positives and loss -------------------------------------------------------------------
+
+
+def test_identical_boxes_small_radius_gives_only_the_same_cell():
+    mask = positive_mask(FULL, FULL, 4, 4, radius=0.5)  # cell 0.25, diag 0.354: d < 0.177
+    assert mask.shape == (1, 16, 16)
+    assert torch.equal(mask[0], torch.eye(16, dtype=torch.bool))
+
+
+def test_identical_boxes_larger_radius_gives_the_four_neighbours():
+    mask = positive_mask(FULL, FULL, 4, 4, radius=0.8)  # d < 0.283: 4-neighbours, no diagonals
+    i, j = torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij")
+    i, j = i.flatten(), j.flatten()
+    manhattan = (i[:, None] - i[None]).abs() + (j[:, None] - j[None]).abs()
+    assert torch.equal(mask[0], manhattan <= 1)
+    assert mask[0, 5].sum() == 5 and mask[0, 0].sum() == 3  # inner cell, corner cell
+
+
+def test_left_half_box_matches_by_hand():
+    # View a: whole image, centres x = .125 .375 .625 .875. View b: left half, centres x =
+    # .0625 .1875 .3125 .4375. Larger diagonal is a's (0.354): positive when d < 0.177.
+    half = torch.tensor([[0.0, 0.0, 0.5, 1.0]])
+    mask = positive_mask(FULL, half, 4, 4)[0].reshape(4, 4, 4, 4)  # [ia, ja, ib, jb]
+    expected_cols = {0: {0, 1}, 1: {2, 3}, 2: set(), 3: set()}
+    for ia in range(4):
+        for ja in range(4):
+            pos = {(ib, jb) for ib, jb in mask[ia, ja].nonzero().tolist()}
+            assert pos == {(ia, jb) for jb in expected_cols[ja]}
+    assert torch.equal(positive_mask(half, FULL, 4, 4), positive_mask(FULL, half, 4, 4).mT)
+
+
+def test_disjoint_boxes_give_no_positives_and_zero_loss():
+    a, b = torch.tensor([[0.0, 0.0, 0.4, 0.4]]), torch.tensor([[0.6, 0.6, 1.0, 1.0]])
+    mask = positive_mask(a, b, 4, 4)
+    assert not mask.any()
+    feats = torch.randn(1, 8, 4, 4)
+    assert dense_loss(feats, feats, mask).item() == 0.0
+
+
+def test_dense_loss_is_minus_two_for_aligned_features_and_ignores_scale():
+    feats = torch.randn(3, 16, 4, 4)
+    mask = positive_mask(FULL.repeat(3, 1), FULL.repeat(3, 1), 4, 4)
+    assert dense_loss(feats, 5 * feats, mask).item() == pytest.approx(-2.0, abs=1e-5)
+    assert dense_loss(feats, -feats, mask).item() == pytest.approx(2.0, abs=1e-5)
+
+
+# --- EMA --------------------------------------------------------------------------------
+
+
+def test_ema_schedule_endpoints():
+    assert ema_momentum(0, 1000) == pytest.approx(0.99)
+    assert ema_momentum(500, 1000) == pytest.approx(0.995)
+    assert ema_momentum(1000, 1000) == pytest.approx(1.0)
+    assert ema_momentum(0, 10, base=0.9) == pytest.approx(0.9)
+
+
+def test_update_target_is_an_ema_of_parameters():
+    torch.manual_seed(0)
+    net = FCNet(proj_hidden=16, proj_dim=8)
+    online, target = net.online_encoder.conv1.weight, net.target_encoder.conv1.weight
+    assert torch.equal(online, target) and not target.requires_grad
+    with torch.no_grad():
+        online.add_(1.0)
+    before = target.clone()
+    net.update_target(0.9)
+    assert torch.allclose(target, 0.9 * before + 0.1 * online)
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def test_crop_boxes_lie_in_the_image_and_are_reproducible():
+    for seed in range(50):
+        x0, y0, x1, y1 = crop_box(np.random.default_rng(seed), 64, 48, (0.0, 1.0))
+        assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 48
+        assert crop_box(np.random.default_rng(seed), 64, 48, (0.0, 1.0)) == (x0, y0, x1, y1)
+
+
+def test_views_are_normalised_crops_with_unit_boxes(image_root):
+    data = TwoViewDataset(image_root, 32, (0.2, 1.0), preload_short_side=40)
+    assert len(data) == 8  # .txt ignored, nested folders found
+    v1, v2, b1, b2 = data[(3, 123)]
+    assert v1.shape == v2.shape == (3, 32, 32)
+    assert v1.min() < 0 < v1.max()  # ImageNet-normalised, not [0, 1]
+    for b in (b1, b2):
+        assert 0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1
+    assert not torch.equal(b1, b2)  # two independent crops
+    assert all(torch.equal(x, y) for x, y in zip(data[(3, 123)], (v1, v2, b1, b2), strict=True))
+
+
+def test_batches_restart_exactly_at_a_step(image_root):
+    data = TwoViewDataset(image_root, 32)
+    full = StepBatchSampler(data, 3, seed=5)  # 2 batches per epoch (8 // 3), leftover dropped
+    it = iter(full)
+    batches = [next(it) for _ in range(7)]
+    it = iter(StepBatchSampler(data, 3, seed=5, start_step=3))
+    assert [next(it) for _ in range(4)] == batches[3:]
+    assert batches[0] != batches[2]  # a new shuffle and new crop seeds each epoch
+
+
+# --- training, resume, export -----------------------------------------------------------
+
+
+def test_loss_falls_over_a_short_run(short_run):
+    cfg, losses = short_run
+    assert len(losses) == cfg.iterations and all(np.isfinite(losses))
+    assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.5
+    ckpt = load_checkpoint(f"{cfg.out_dir}/last.pt")  # weights_only=True
+    assert ckpt["step"] == 40 and torch.equal(ckpt["losses"], torch.tensor(losses).double())
+
+
+def test_resume_reproduces_an_uninterrupted_run(image_root, tmp_path):
+    kw = dict(iterations=6, save_every=2)
+    straight = train(tiny_config(image_root, tmp_path / "a", **kw))
+    first = train(tiny_config(image_root, tmp_path / "b", **kw), stop_at=3)
+    resumed = train(
+        tiny_config(image_root, tmp_path / "c", resume=str(tmp_path / "b/last.pt"), **kw)
+    )
+    assert len(first) == len(resumed) == 3
+    assert first + resumed == straight  # bit-exact on CPU
+    a, c = (load_checkpoint(tmp_path / d / "last.pt")["model"] for d in ("a", "c"))
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_export_loads_strictly_into_resnet18(short_run, tmp_path):
+    cfg, _ = short_run
+    out = export_trunk(f"{cfg.out_dir}/last.pt", tmp_path / "fc.safetensors", {"data": "synthetic"})
+    assert out.stat().st_size < 10_000_000
+    sd = load_file(out)
+    assert len(sd) == 90 == len(resnet18().state_dict())
+    assert all(v.dtype == torch.float16 for k, v in sd.items() if "num_batches" not in k)
+    trunk = resnet18()
+    trunk.load_state_dict(sd, strict=True)
+    online = load_checkpoint(f"{cfg.out_dir}/last.pt")["model"]
+    assert torch.equal(
+        sd["layer3.1.conv2.weight"], online["online_encoder.layer3.1.conv2.weight"].half()
+    )
+    with safe_open(out, "pt") as f:
+        meta = f.metadata()
+    assert meta["iterations"] == "40" and meta["data"] == "synthetic"
+    assert "ImageNet" in meta["normalization"]
+
+
+def test_cli_help_and_export(short_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--batch-size" in text and "--byol-weight" in text and "examples:" in text
+    cfg, _ = short_run
+    out = tmp_path / "cli.safetensors"
+    assert main(["--export", f"{cfg.out_dir}/last.pt", str(out), "--meta", "k=v"]) == 0
+    assert len(load_file(out)) == 90
