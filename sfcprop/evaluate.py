@@ -1,0 +1,590 @@
+"""`sfcprop eval`: propagate a benchmark's sequences, write the results, score them.
+
+    sfcprop eval davis --root DAVIS --backbone fc --out runs/davis-fc
+    sfcprop eval davis --root DAVIS --results runs/davis-fc        # score existing results
+    sfcprop eval jhmdb --root JHMDB --split test.txt --backbone crw --out runs/jhmdb
+    torchrun --nproc_per_node 4 -m sfcprop.evaluate davis --root DAVIS --backbone fc --out o
+
+Results are written in the official layouts: DAVIS and VIP as palette PNGs
+`<out>/<seq>/<frame>.png` (the first annotation's palette), JHMDB as
+`<out>/<action>/<clip>/keypoints.npz` (`points` [T, K, 2] (x, y) pixels, NaN = not found,
+`confidence` [T, K]). A sequence is written to a temporary folder and renamed into place
+when complete, so a rerun skips finished sequences and redoes any other. Under torchrun
+each rank propagates and scores a share of the sequences; rank 0 gathers the scores and
+writes the tables (`--out`, or the `--results` folder).
+
+Protocols: DAVIS as the official davis2017-evaluation semi-supervised mode (first and
+last frame not scored); a DAVIS-2016 folder scores its one (union) object, propagating the
+binary first mask (`--first-mask multi` propagates `Annotations2017first` instead and
+scores the union of the predicted objects). JHMDB: frames resized to 320x320, joints
+encoded on the grid, propagated as soft maps, PCK@0.1/0.2 over all frames but each clip's
+first, joints not found dropped (as CRW). VIP: frames resized to a 560 short side, soft
+labels upsampled to the annotation's size and arg-maxed, mIoU over 20 classes (background
+included) from one confusion matrix over every annotated frame but each video's first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import datasets, keypoints, metrics
+
+TASKS = ("davis", "jhmdb", "vip")
+CONFIG_FILE = "sfcprop-eval.json"
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sfcprop eval",
+        description="Propagate a benchmark's first-frame labels, write results, score them.",
+    )
+    p.add_argument("task", choices=TASKS)
+    p.add_argument("--root", required=True, help="the dataset folder")
+    p.add_argument("--backbone", help="registry name or checkpoint file")
+    p.add_argument("--semantic", help="second (semantic) backbone to fuse, SFC")
+    p.add_argument("--preset", help="parameter preset (default: <task>, or <task>-sfc fused)")
+    p.add_argument("--out", help="output folder (results, tables)")
+    p.add_argument("--results", help="score this results folder instead of propagating")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--sequences", help="comma-separated subset of the split")
+    p.add_argument("--split", help="davis/vip: split name (val); jhmdb: a split list file")
+    p.add_argument("--max-frames", type=int, help="only the first N frames (smoke tests)")
+    p.add_argument("--bn-warmup", action="store_true", help="SFC's BatchNorm warm-up quirk")
+    for name, kind in [("topk", int), ("context", int), ("radius", float)]:
+        p.add_argument(f"--{name}", type=kind, help="override the preset")
+    p.add_argument("--temperature", type=float, help="override the preset")
+    p.add_argument("--lam", type=float, help="override the preset (fused weight)")
+    g = p.add_argument_group("davis")
+    g.add_argument("--year", choices=("auto", "2016", "2017"), default="auto")
+    g.add_argument(
+        "--first-mask",
+        choices=("binary", "multi"),
+        default="binary",
+        help="DAVIS-2016 folders: propagate the binary mask or Annotations2017first",
+    )
+    g = p.add_argument_group("jhmdb / vip")
+    g.add_argument("--size", type=int, default=320, help="jhmdb: square frame size")
+    g.add_argument("--short-side", type=int, help="vip: short side (default: preset, 560)")
+    g.add_argument("--classes", type=int, default=20, help="vip: classes incl. background")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `sfcprop eval`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.results is None and (args.backbone is None or args.out is None):
+        print(
+            "sfcprop eval: error: --backbone and --out are needed (or --results)", file=sys.stderr
+        )
+        return 2
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"sfcprop eval: error: {e}", file=sys.stderr)
+        return 1
+
+
+# --------------------------------------------------------------------------- distribution
+
+
+@dataclass
+class Dist:
+    """This process's place among torchrun's ranks (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+
+    def share(self, names: Sequence[str]) -> list[str]:
+        return list(names[self.rank :: self.world])
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _setup(device: str | None) -> tuple[Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if world == 1:
+        return Dist(), torch.device(device or ("cuda" if cuda else "cpu"))
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size()), torch.device(
+        f"cuda:{local}" if cuda else "cpu"
+    )
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def _bar(iterable: Iterable, quiet: bool, **kw) -> Iterable:
+    if quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
+def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(tmp_dir)`, then move the folder to `final` (replacing a leftover)."""
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def _frames(seq, max_frames: int | None) -> int:
+    n = len(seq.frames)
+    return n if max_frames is None else max(1, min(n, max_frames))
+
+
+def _complete(folder: Path, files: Iterable[str]) -> bool:
+    return folder.is_dir() and all((folder / f).is_file() for f in files)
+
+
+def _resize(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 `[3, H, W]` -> uint8 `[3, *size]`: bilinear, half-pixel centres, no antialias."""
+    if tuple(frame.shape[1:]) == tuple(size):
+        return frame
+    out = F.interpolate(frame[None].float(), size=size, mode="bilinear", align_corners=False)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _check_config(out: Path, config: dict, dist: Dist) -> None:
+    """Refuse to resume into a folder written with other settings."""
+    path = out / CONFIG_FILE
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != config:
+            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+            raise ValueError(
+                f"{out} holds results of other settings {diff} (was, now); use another --out"
+            )
+    elif dist.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=1) + "\n")
+    dist.barrier()
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    def fmt(v: Any) -> Any:
+        return f"{v:.6f}" if isinstance(v, (float, np.floating)) else v
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows([fmt(v) for v in row] for row in rows)
+
+
+def _print_table(title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    rows = [
+        [f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v) for v in r] for r in rows
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"{'-' * 12} {title} {'-' * 12}")
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)))
+    print()
+
+
+@dataclass
+class _Model:
+    """What propagation needs: the networks, the preset and the overrides."""
+
+    backbone: Any
+    semantic: Any
+    preset: str
+    params: dict
+    device: torch.device
+    quiet: bool
+
+
+def _model(args: argparse.Namespace, device: torch.device) -> _Model:
+    from .backbones import backbone as load
+
+    def get(name: str | None):
+        return None if name is None else load(name, sfc_bn_warmup=args.bn_warmup, device=device)
+
+    preset = args.preset or (args.task if args.semantic is None else f"{args.task}-sfc")
+    names = ("topk", "context", "radius", "temperature", "lam")
+    params = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
+    return _Model(get(args.backbone), get(args.semantic), preset, params, device, quiet)
+
+
+def _config(args: argparse.Namespace) -> dict:
+    keys = ("task", "backbone", "semantic", "preset", "bn_warmup", "topk", "context", "radius")
+    keys += ("temperature", "lam", "year", "first_mask", "size", "short_side")
+    return {k: getattr(args, k) for k in keys}
+
+
+# --------------------------------------------------------------------------- DAVIS
+
+
+def _propagate_davis(seq: datasets.MaskSequence, out: Path, n: int, model: _Model) -> None:
+    from .io import DAVIS_PALETTE, write_mask
+    from .propagation import propagate
+
+    ids0, palette = seq.read_first()
+    result = propagate(
+        list(seq.frames[:n]),
+        ids0,
+        model.backbone,
+        model.semantic,
+        preset=model.preset,
+        device=model.device,
+        progress=not model.quiet,
+        **model.params,
+    )
+
+    def write(folder: Path) -> None:
+        for name, ids in zip(seq.frame_names[:n], result.ids, strict=True):
+            write_mask(folder / f"{name}.png", ids.numpy(), palette or DAVIS_PALETTE)
+
+    write_atomically(out / seq.name, write)
+
+
+def score_davis_sequence(
+    seq: datasets.MaskSequence, results: Path, max_frames: int | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-object per-frame `{"<seq>_<k>": (J [T'], F [T'])}` of `results/<seq>/*.png`
+    over the annotated frames but the first and the last (official semi-supervised)."""
+    n = _frames(seq, max_frames)
+    gt0 = seq.read_annotation(0)
+    n_objects = int(gt0.max())
+    if n_objects == 0:
+        raise ValueError(f"{seq.name}: the first annotation {seq.annotations[0]} has no object")
+    scored = [t for t in range(1, n - 1) if seq.annotations[t] is not None]
+    j = np.zeros((n_objects, len(scored)))
+    f = np.zeros((n_objects, len(scored)))
+    for i, t in enumerate(scored):
+        path = results / seq.name / f"{seq.frame_names[t]}.png"
+        if not path.is_file():
+            raise FileNotFoundError(f"missing result mask: {path}")
+        pred = datasets.read_ids(path, binary=seq.binary)
+        j[:, i], f[:, i] = metrics.frame_scores(pred, seq.read_annotation(t), n_objects)
+    return {f"{seq.name}_{k + 1}": (j[k], f[k]) for k in range(n_objects)}
+
+
+def _report_davis(per_object: dict, split: str, out: Path) -> dict[str, float]:
+    table = metrics.davis_summary(per_object)
+    _write_csv(out / f"global_results-{split}.csv", metrics.DAVIS_MEASURES, [table.values()])
+    stats = {
+        k: (metrics.statistics(j), metrics.statistics(fv)) for k, (j, fv) in per_object.items()
+    }
+    _write_csv(
+        out / f"per-sequence_results-{split}.csv",
+        ("Sequence", "J-Mean", "F-Mean"),
+        [(k, js[0], fs[0]) for k, (js, fs) in stats.items()],
+    )
+    _write_csv(
+        out / f"per-object_metrics-{split}.csv",
+        ("Object", "Frames", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"),
+        [(k, len(per_object[k][0]), *js, *fs) for k, (js, fs) in stats.items()],
+    )
+    by_seq: dict[str, list[str]] = {}
+    for k in per_object:
+        by_seq.setdefault(k.rsplit("_", 1)[0], []).append(k)
+    seq_rows = []
+    for s, objs in by_seq.items():
+        jm = float(np.mean([stats[k][0][0] for k in objs]))
+        fm = float(np.mean([stats[k][1][0] for k in objs]))
+        seq_rows.append((s, len(objs), (jm + fm) / 2, jm, fm))
+    _write_csv(
+        out / f"sequence_metrics-{split}.csv",
+        ("Sequence", "Objects", "J&F-Mean", "J-Mean", "F-Mean"),
+        seq_rows,
+    )
+    _print_table(f"Global results for {split}", metrics.DAVIS_MEASURES, [table.values()])
+    _print_table(
+        f"Per sequence results for {split}",
+        ("Sequence", "J-Mean", "F-Mean"),
+        [(k, js[0], fs[0]) for k, (js, fs) in stats.items()],
+    )
+    return table
+
+
+def _run_davis(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
+    subset = args.sequences.split(",") if args.sequences else None
+    reader = datasets.davis(
+        args.root, args.split or "val", args.year, args.first_mask, sequences=subset
+    )
+    mine = dist.share(reader.names)
+    if model is not None:
+        for name in _bar(mine, args.quiet or dist.rank != 0, desc="sequences", unit="seq"):
+            seq = reader[name]
+            n = _frames(seq, args.max_frames)
+            if not _complete(results / name, [f"{s}.png" for s in seq.frame_names[:n]]):
+                _propagate_davis(seq, results, n, model)
+    scores: dict = {}
+    for name in _bar(mine, args.quiet or dist.rank != 0, desc="scoring", unit="seq"):
+        scores.update(score_davis_sequence(reader[name], results, args.max_frames))
+    gathered = dist.gather(scores)
+    if dist.rank == 0:
+        merged = {k: v for part in gathered for k, v in part.items()}
+        ordered = {k: merged[k] for k in sorted(merged, key=_object_key(reader.names))}
+        _report_davis(ordered, args.split or "val", report)
+    return 0
+
+
+def _object_key(names: Sequence[str]) -> Callable[[str], tuple[int, int]]:
+    order = {n: i for i, n in enumerate(names)}
+
+    def key(obj: str) -> tuple[int, int]:
+        seq, k = obj.rsplit("_", 1)
+        return order[seq], int(k)
+
+    return key
+
+
+# --------------------------------------------------------------------------- JHMDB
+
+
+def _propagate_jhmdb(seq: datasets.KeypointSequence, out: Path, n: int, model: _Model, size: int):
+    from .io import read_image
+    from .propagation import propagate_soft
+
+    first = read_image(seq.frames[0])
+    hw = tuple(first.shape[1:])
+    grid = keypoints.grid_size((size, size))
+    first_soft = keypoints.encode_keypoints(seq.first_keypoints, hw, grid)
+    frames = (_resize(read_image(p), (size, size)) for p in seq.frames[:n])
+    soft = propagate_soft(
+        frames,
+        first_soft,
+        model.backbone,
+        model.semantic,
+        preset=model.preset,
+        device=model.device,
+        progress=not model.quiet,
+        **model.params,
+    )
+    decoded = [keypoints.decode_keypoints(s, hw) for s in soft]
+    points = np.stack([p for p, _ in decoded])
+    confidence = np.stack([c for _, c in decoded])
+
+    def write(folder: Path) -> None:
+        np.savez(folder / "keypoints.npz", points=points, confidence=confidence)
+
+    write_atomically(out / seq.name, write)
+
+
+def read_keypoint_results(results: Path, seq: datasets.KeypointSequence, n: int) -> np.ndarray:
+    """Predicted points `[n, K, 2]` of `results/<seq>/keypoints.npz`."""
+    path = results / seq.name / "keypoints.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"missing keypoint results: {path}")
+    with np.load(path) as z:
+        points = z["points"]
+    if len(points) < n or points.shape[1:] != seq.keypoints.shape[1:]:
+        raise ValueError(
+            f"{path}: points {points.shape}, expected [{n}, *{seq.keypoints.shape[1:]}]"
+        )
+    return points[:n]
+
+
+def _run_jhmdb(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
+    subset = args.sequences.split(",") if args.sequences else None
+    reader = datasets.JHMDB(args.root, args.split, sequences=subset)
+    mine = dist.share(reader.names)
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in _bar(mine, args.quiet or dist.rank != 0, desc="clips", unit="clip"):
+        seq = reader[name]
+        n = _frames(seq, args.max_frames)
+        if model is not None and not _complete(results / name, ["keypoints.npz"]):
+            _propagate_jhmdb(seq, results, n, model, args.size)
+        pred = read_keypoint_results(results, seq, n)
+        pairs[name] = (pred[1:n], seq.keypoints[1:n])
+    gathered = dist.gather(pairs)
+    if dist.rank != 0:
+        return 0
+    merged = {k: v for part in gathered for k, v in part.items()}
+    merged = {k: merged[k] for k in reader.names if k in merged}
+    pred = np.concatenate([p for p, _ in merged.values()])
+    gt = np.concatenate([g for _, g in merged.values()])
+    alphas = (0.1, 0.2)
+    table = {f"PCK@{a}": metrics.pck(pred, gt, a) for a in alphas}
+    header = ("Clip", *table)
+    rows = [(k, *(metrics.pck(p, g, a) for a in alphas)) for k, (p, g) in merged.items()]
+    _write_csv(report / "global_results-pck.csv", list(table), [table.values()])
+    _write_csv(report / "per-clip_results-pck.csv", header, rows)
+    joints = np.stack([metrics.pck_per_joint(pred, gt, a) for a in alphas], axis=1)
+    _write_csv(
+        report / "per-joint_results-pck.csv",
+        ("Joint", *table),
+        [(j, *r) for j, r in enumerate(joints)],
+    )
+    counted = int((~np.isnan(metrics.pck_distances(pred, gt))).sum())
+    print(
+        f"{len(merged)} clips, {len(pred)} frames scored; {counted} of {gt.shape[0] * gt.shape[1]}"
+        " joints counted (the others were not found, as CRW drops them); PCK in percent"
+    )
+    _print_table("JHMDB PCK", list(table), [table.values()])
+    return 0
+
+
+# --------------------------------------------------------------------------- VIP
+
+
+def _short_side_size(hw: tuple[int, int], short: int | None) -> tuple[int, int]:
+    if not short:
+        return hw
+    scale = short / min(hw)
+    return round(hw[0] * scale), round(hw[1] * scale)
+
+
+def _propagate_vip(seq: datasets.MaskSequence, out: Path, n: int, model: _Model, short) -> None:
+    from PIL import Image
+
+    from .io import DAVIS_PALETTE, read_image, write_mask
+    from .propagation import propagate
+
+    ids0, palette = seq.read_first()
+    hw = ids0.shape
+    size = _short_side_size(hw, short)
+    small = np.asarray(Image.fromarray(ids0).resize(size[::-1], Image.Resampling.NEAREST))
+    frames = (_resize(read_image(p), size) for p in seq.frames[:n])
+    result = propagate(
+        frames,
+        small,
+        model.backbone,
+        model.semantic,
+        preset=model.preset,
+        device=model.device,
+        return_soft=True,
+        progress=not model.quiet,
+        **model.params,
+    )
+    lut = torch.tensor(result.label_ids, dtype=torch.uint8)
+
+    def write(folder: Path) -> None:
+        for t, name in enumerate(seq.frame_names[:n]):
+            if t == 0:
+                ids = ids0
+            else:
+                up = F.interpolate(
+                    result.soft[t][None], size=hw, mode="bilinear", align_corners=False
+                )
+                ids = lut[up[0].argmax(0)].numpy()
+            write_mask(folder / f"{name}.png", ids, palette or DAVIS_PALETTE)
+
+    write_atomically(out / seq.name, write)
+
+
+def score_vip_sequence(
+    seq: datasets.MaskSequence, results: Path, n_classes: int = 20, max_frames: int | None = None
+) -> np.ndarray:
+    """Confusion matrix `[n, n]` of `results/<seq>/*.png` over the annotated frames but
+    the first."""
+    conf = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for t in range(1, _frames(seq, max_frames)):
+        if seq.annotations[t] is None:
+            continue
+        path = results / seq.name / f"{seq.frame_names[t]}.png"
+        if not path.is_file():
+            raise FileNotFoundError(f"missing result mask: {path}")
+        conf += metrics.confusion_matrix(seq.read_annotation(t), datasets.read_ids(path), n_classes)
+    return conf
+
+
+def _run_vip(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
+    from .presets import get_preset
+
+    subset = args.sequences.split(",") if args.sequences else None
+    reader = datasets.VIP(args.root, args.split or "val", sequences=subset)
+    mine = dist.share(reader.names)
+    short = args.short_side or (get_preset(model.preset).short_side if model else None)
+    confs: dict[str, np.ndarray] = {}
+    for name in _bar(mine, args.quiet or dist.rank != 0, desc="videos", unit="video"):
+        seq = reader[name]
+        n = _frames(seq, args.max_frames)
+        if model is not None and not _complete(
+            results / name, [f"{s}.png" for s in seq.frame_names[:n]]
+        ):
+            _propagate_vip(seq, results, n, model, short)
+        confs[name] = score_vip_sequence(seq, results, args.classes, args.max_frames)
+    gathered = dist.gather(confs)
+    if dist.rank != 0:
+        return 0
+    merged = {k: v for part in gathered for k, v in part.items()}
+    total = sum(merged.values())
+    miou = metrics.mean_iou(total)
+    _write_csv(report / "global_results-miou.csv", ("mIoU",), [(miou,)])
+    _write_csv(
+        report / "per-class_results-miou.csv",
+        ("Class", "IoU"),
+        enumerate(metrics.class_iou(total).tolist()),
+    )
+    _write_csv(
+        report / "per-video_results-miou.csv",
+        ("Video", "mIoU"),
+        [(k, metrics.mean_iou(merged[k])) for k in reader.names if k in merged],
+    )
+    _print_table("VIP", ("mIoU",), [(miou,)])
+    return 0
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _run(args: argparse.Namespace) -> int:
+    dist, device = _setup(args.device)
+    if args.results is not None:
+        results = Path(args.results)
+        if not results.is_dir():
+            raise FileNotFoundError(f"missing results folder: {results}")
+        model = None
+    else:
+        results = Path(args.out)
+        _check_config(results, _config(args), dist)
+        model = _model(args, device)
+    report = Path(args.out) if args.out else results
+    run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
+    return run(args, dist, results, model, report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
