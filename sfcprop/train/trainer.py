@@ -31,15 +31,12 @@ class _Dist:
     world_size: int = 1
 
 
-def _init_distributed(device_kind: str) -> _Dist:
-    """Join the process group when launched by `torchrun` (WORLD_SIZE > 1), else single process."""
+def _dist_env() -> _Dist:
+    """Rank / local rank / world size from `torchrun`'s environment (single process without)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return _Dist()
-    info = _Dist(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-    return info
+    return _Dist(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
 
 
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
@@ -89,9 +86,11 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         cfg = _merge_resumed_config(cfg, ckpt["config"])
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    dinfo = _init_distributed(kind)
-    device = _device(cfg, dinfo.local_rank)
+    dinfo = _dist_env()
+    device = _device(cfg, dinfo.local_rank)  # sets the CUDA device before NCCL starts
+    own_group = dinfo.world_size > 1 and not dist.is_initialized()
+    if own_group:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.batch_size % dinfo.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} not divisible by {dinfo.world_size} ranks")
     scaled = cfg.amp and device.type == "cuda"  # float16 needs loss scaling; bfloat16 does not
@@ -188,4 +187,6 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
     bar.close()
     if dinfo.world_size > 1:
         dist.barrier()
+    if own_group:
+        dist.destroy_process_group()
     return run_losses
