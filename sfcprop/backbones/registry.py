@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .. import hub
-from ..checkpoints import LoadReport, detect_layout, load_encoder_state
+from ..checkpoints import LoadReport, load_encoder_state
 from .base import Correspondence
 from .bn_warmup import sfc_bn_warmup as _sfc_bn_warmup
 from .resnet import ResNetTrunk, resnet18, resnet50
@@ -436,12 +436,26 @@ def shipped_weights(filename: str) -> Path:
     )
 
 
-def _entry_for_file(path: str | os.PathLike) -> tuple[Entry, str]:
-    layout = detect_layout(path)
-    if layout in _BY_LAYOUT:
-        return REGISTRY[_BY_LAYOUT[layout]], layout
-    _, report = load_encoder_state(path, layout=layout, strict=False)
-    return REGISTRY["imagenet-r50" if report.arch == "resnet50" else "imagenet-r18"], layout
+def _entry_for(report: LoadReport) -> Entry:
+    """The registry entry that a detected layout builds (torchvision files: by arch)."""
+    if report.layout in _BY_LAYOUT:
+        return REGISTRY[_BY_LAYOUT[report.layout]]
+    return REGISTRY["imagenet-r50" if report.arch == "resnet50" else "imagenet-r18"]
+
+
+def _build(entry: Entry, state: dict[str, torch.Tensor] | None, complete: bool) -> Correspondence:
+    """`entry`'s network with `state` loaded; skips the random init when `state` is complete."""
+    if state is None or not complete:
+        model = entry.factory()
+    else:
+        with torch.device("meta"):
+            model = entry.factory()
+        model = model.to_empty(device="cpu")
+    if state is not None:
+        model.load_state_dict(state, strict=complete)
+    if entry.mean is not None:
+        model.mean, model.std = entry.mean, entry.std
+    return model
 
 
 def _resolve_weights(entry: Entry, weights: Any) -> tuple[Any, str | None]:
@@ -496,32 +510,30 @@ def backbone(
     warm-up quirk after loading (ResNets only; see `bn_warmup`). The model maps normalised
     `[B, 3, H, W]` to unit features `[B, dim, ceil(H/8), ceil(W/8)]`.
     """
+    state: dict[str, torch.Tensor] | None = None
+    report: LoadReport | None = None
     if str(name_or_path) in REGISTRY:
         entry = REGISTRY[str(name_or_path)]
+        if weights is not None:
+            source, layout = _resolve_weights(entry, weights)
+            state, report = load_encoder_state(source, layout=layout, strict=strict)
+            expected = entry.arch.split("-")[0]
+            if report.arch != expected:
+                raise ValueError(
+                    f"{report.source}: holds a {report.arch} ({report.layout} layout), but "
+                    f"{entry.name!r} is a {expected}"
+                )
     elif Path(name_or_path).expanduser().is_file():
         if not (isinstance(weights, str) and weights == "default"):
             raise ValueError("backbone(<file>) takes its weights from the file; omit weights=")
-        weights = Path(name_or_path).expanduser()
-        entry, _ = _entry_for_file(weights)
+        state, report = load_encoder_state(Path(name_or_path).expanduser(), strict=strict)
+        entry = _entry_for(report)
     else:
         raise KeyError(
             f"{str(name_or_path)!r} is neither a registered backbone ({', '.join(REGISTRY)}) "
             "nor an existing checkpoint file"
         )
-    model = entry.factory()
-    if entry.mean is not None:
-        model.mean, model.std = entry.mean, entry.std
-    report: LoadReport | None = None
-    if weights is not None:
-        source, layout = _resolve_weights(entry, weights)
-        state, report = load_encoder_state(source, layout=layout, strict=strict)
-        expected = entry.arch.split("-")[0]
-        if report.arch != expected:
-            raise ValueError(
-                f"{report.source}: holds a {report.arch} ({report.layout} layout), but "
-                f"{entry.name!r} is a {expected}"
-            )
-        model.load_state_dict(state, strict=strict)
+    model = _build(entry, state, complete=report is not None and report.ok)
     model.load_report = report
     model.backbone_name = entry.name
     if sfc_bn_warmup:

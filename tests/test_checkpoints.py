@@ -1,0 +1,414 @@
+"""Checkpoint layouts: every released layout (from the shared manifests) loads strictly and
+gives the features of a plain torchvision-layout model; bad files give clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import json
+import os
+import re
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from sfcprop.backbones import backbone, vit_small8
+from sfcprop.checkpoints import CheckpointError, detect_layout, load_encoder_state
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SFCPROP_SHARED", REPO.parent / "shared"))
+FORMATS = SHARED / "checkpoint-formats"
+GOLDEN = SHARED / "golden"
+needs_shared = pytest.mark.skipif(not FORMATS.is_dir(), reason=f"{FORMATS} not available")
+
+# manifest name -> registry backbone that must load it
+BACKBONE_OF = {
+    "sfc_fc_pretrained_fc": "fc",
+    "crw_pretrained": "crw",
+    "moco_v1": "mocov1",
+    "moco_v2": "mocov2",
+    "simsiam_100ep_256bs": "simsiam",
+    "pixpro_base_r50_400ep": "pixpro",
+    "insdis_resnet50": "instdis",
+    "vince_resnet50": "vince",
+    "simclr_v1_resnet50_1x": "simclr",
+    "byol_resnet50_1x": "byol",
+    "vfs_r18_nc_sgd_cos_100e_r2_1xNx8_k400": "vfs",
+    "vfs_r50_nc_sgd_cos_100e_r5_1xNx2_k400": "vfs-r50",
+    "torchvision_resnet18_imagenet1k_v1": "imagenet-r18",
+    "torchvision_resnet50_imagenet1k_v1": "imagenet-r50",
+    "dino_deitsmall8_pretrain": "dino-vits8",
+    "dino_deitsmall8_pretrain_full_checkpoint": "dino-vits8",
+}
+_TRUNK = re.compile(r"^(conv1|bn1|layer[123])\.")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small inputs: one thread is faster than two on a shared machine (no spin-waiting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- synthesis from manifests
+
+
+def _manifests() -> list[Path]:
+    return sorted(FORMATS.glob("*.json")) if FORMATS.is_dir() else []
+
+
+def _value(key: str, shape: list[int], dtype: str, real: bool) -> torch.Tensor:
+    """A deterministic tensor for `key` (a function of the key only) or a cheap zero view."""
+    dt = getattr(torch, dtype)
+    if not real or not dt.is_floating_point:
+        return torch.zeros((), dtype=dt).expand(shape) if shape else torch.zeros((), dtype=dt)
+    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+    x = torch.randn(shape, generator=g)
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "running_var":
+        x = x.abs() * 0.2 + 0.6
+    elif leaf == "running_mean" or leaf == "bias":
+        x = x * 0.1
+    elif len(shape) == 1:  # norm weights
+        x = 1 + 0.1 * x
+    elif len(shape) == 4:  # convolutions: He init keeps activations in range
+        x = x * (2.0 / (shape[1] * shape[2] * shape[3])) ** 0.5
+    else:
+        x = x * 0.02
+    return x.to(dt)
+
+
+def _extraction(manifest: dict) -> tuple[list[str], str]:
+    """(path to the encoder dict, prefix) as the manifest's `encoder_extraction` says."""
+    ex = manifest["encoder_extraction"]
+    path = [p for p in ex.get("state_dict_path", []) if not p.startswith("(")]
+    prefix = ex.get("keep_keys_with_prefix", ex.get("strip_prefix", "")).split(" ")[0]
+    return path, prefix
+
+
+def _tensor_dict(tensors: list[dict], real_prefix: str | None, vit: bool) -> dict:
+    out = collections.OrderedDict()
+    for t in tensors:
+        key = t["key"]
+        short = key[len(real_prefix) :] if real_prefix is not None else None
+        real = (
+            real_prefix is not None
+            and key.startswith(real_prefix)
+            and (vit or bool(_TRUNK.match(short)))
+        )
+        out[key] = _value(short if real else key, t["shape"], t["dtype"], real)
+    return out
+
+
+def _literal(spec: dict):
+    value = spec.get("value_in_derivation")
+    if spec["type"] in ("builtins.list", "builtins.tuple") and isinstance(value, str):
+        return ast.literal_eval(value)
+    return value
+
+
+def _optimizer(spec: dict, tensors: dict) -> dict:
+    index_to_key = {int(i): k for i, k in spec.get("param_index_to_model_key", {}).items()}
+    state = {}
+    for i, key in list(index_to_key.items())[: spec["state"]["num_entries"]]:
+        entry = {}
+        for name, desc in spec["state"]["entry_fields"].items():
+            entry[name] = torch.tensor(1.0) if desc.startswith("tensor scalar") else tensors[key]
+        state[i] = entry
+    groups, start = [], 0
+    for group in spec["param_groups"]:
+        n = int(re.search(r"\d+", group["params"]).group())
+        groups.append({**group, "params": list(range(start, start + n))})
+        start += n
+    return {"state": state, "param_groups": groups}
+
+
+def _scheduler(spec: dict) -> dict:
+    out = {}
+    for name, e in spec["entries"].items():
+        if e["type"] == "collections.Counter":
+            out[name] = collections.Counter(
+                {int(k): v["value_in_derivation"] for k, v in e["entries"].items()}
+            )
+        elif e["type"] == "builtins.list":
+            out[name] = [1e-4] * e["len"]
+        else:
+            out[name] = e["value_in_derivation"]
+    return out
+
+
+def synthesize(manifest: dict, variant: str) -> object:
+    """A checkpoint object with the manifest's exact layout (keys, shapes, dtypes, extras)."""
+    path, prefix = _extraction(manifest)
+    vit = "dino" in manifest["name"]
+    if variant == "prepared":  # ssl-transfer's plain fc-less torchvision dict
+        return _tensor_dict(manifest["ssl_transfer_prepared_file"]["tensors"], "", vit)
+    if "state_dicts" not in manifest:  # INFERRED release route: torchvision keys under path/prefix
+        base = (
+            manifest.get("ssl_transfer_prepared_file")
+            or json.loads((FORMATS / "torchvision_resnet50_imagenet1k_v1.json").read_text())[
+                "state_dicts"
+            ]["<root>"]
+        )
+        tensors = [{**t, "key": prefix + t["key"]} for t in base["tensors"]]
+        node = _tensor_dict(tensors, prefix, vit)
+        for key in reversed(path):
+            node = {key: node}
+        return node
+    dicts = {
+        name: _tensor_dict(
+            sd["tensors"], prefix if [name] == path or name == "<root>" else None, vit
+        )
+        for name, sd in manifest["state_dicts"].items()
+    }
+    if "<root>" in dicts:
+        return dicts["<root>"]
+    top: dict = {}
+    flat = {k: v for d in dicts.values() for k, v in d.items()}
+    for entry in manifest["top_level"]:
+        key, kind = entry["key"], entry["type"]
+        if key in dicts:
+            top[key] = dicts[key]
+        elif kind == "argparse.Namespace":
+            top[key] = argparse.Namespace(**{f: _literal(s) for f, s in entry["fields"].items()})
+        elif key == "optimizer":
+            top[key] = _optimizer(manifest["optimizer"], flat)
+        elif key == "lr_scheduler":
+            top[key] = _scheduler(manifest["lr_scheduler"])
+        elif key == "fp16_scaler":
+            top[key] = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                        "growth_interval": 2000, "_growth_tracker": 0}  # fmt: skip
+        elif kind == "builtins.dict":
+            top[key] = {}
+        else:
+            top[key] = entry["value_in_derivation"]
+    return top
+
+
+def _cases() -> list:
+    cases = []
+    for f in _manifests():
+        m = json.loads(f.read_text())
+        cases.append(pytest.param(f, "release", id=m["name"]))
+        if m.get("ssl_transfer_prepared_file"):
+            cases.append(pytest.param(f, "prepared", id=m["name"] + "-prepared"))
+    return cases
+
+
+# ---------------------------------------------------------------- reference models
+
+
+def _trunk_tensors(obj, manifest: dict) -> dict[str, torch.Tensor]:
+    """The encoder tensors, found independently of sfcprop: manifest path + prefix."""
+    path, prefix = _extraction(manifest)
+    node = obj
+    for key in path:
+        node = node[key]
+    return {k[len(prefix) :]: v.float() for k, v in node.items() if k.startswith(prefix)}
+
+
+def _torchvision_features(tensors: dict, arch: str, reflect: bool, x: torch.Tensor):
+    with torch.device("meta"):  # no random init: every used tensor is loaded below
+        net = getattr(torchvision.models, arch)()
+    net = net.to_empty(device="cpu")
+    wanted = {k: v for k, v in tensors.items() if _TRUNK.match(k)}
+    missing, _ = net.load_state_dict(wanted, strict=False)
+    assert all(k.startswith(("layer4", "fc")) or "num_batches" in k for k in missing)
+    for m in net.layer3.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.stride = (1, 1)
+    if reflect:
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0:
+                m.padding_mode = "reflect"
+    net.eval()
+    with torch.no_grad():
+        y = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        y = net.layer3(net.layer2(net.layer1(y)))
+    return F.normalize(y, dim=1)
+
+
+@needs_shared
+@pytest.mark.parametrize(("manifest_path", "variant"), _cases())
+def test_manifest_layout_loads_strictly(manifest_path: Path, variant: str, tmp_path: Path):
+    manifest = json.loads(manifest_path.read_text())
+    name = BACKBONE_OF[manifest["name"]]
+    obj = synthesize(manifest, variant)
+    path = tmp_path / "checkpoint.pth"
+    torch.save(obj, path)
+
+    model = backbone(name, weights=path)  # strict by default
+    assert model.load_report is not None and model.load_report.ok
+    assert not model.training
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = model(x)
+    if variant == "prepared":
+        tensors = {k: v.float() for k, v in obj.items()}
+    else:
+        tensors = _trunk_tensors(obj, manifest)
+    if "dino" in manifest["name"]:
+        with torch.device("meta"):
+            ref_model = vit_small8()
+        ref_model = ref_model.to_empty(device="cpu")
+        ref_model.load_state_dict(tensors, strict=True)
+        with torch.no_grad():
+            want = ref_model.eval()(x)
+    else:
+        arch = "resnet50" if "layer1.0.conv3.weight" in tensors else "resnet18"
+        want = _torchvision_features(tensors, arch, name == "crw", x)
+    assert got.shape == want.shape == (1, model.dim, 8, 8)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+    # the layout is also recognised from the file alone
+    detected = backbone(path)
+    with torch.no_grad():
+        torch.testing.assert_close(detected(x), want, atol=1e-5, rtol=1e-4)
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("case", "filename", "layout", "arch"),
+    [
+        ("fc-bmx-trees", "pretrained_fc.pth", "fc", "resnet18"),
+        ("crw-dog", "pretrained.pth", "crw", "resnet18"),
+        ("sfc-kite-surf", "moco_v1_200ep_pretrain.pth.tar", "mocov1", "resnet50"),
+    ],
+)
+def test_golden_files_load_strictly(case: str, filename: str, layout: str, arch: str):
+    path = GOLDEN / case / filename
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    assert detect_layout(path) == layout
+    state, report = load_encoder_state(path)
+    assert report.ok and report.arch == arch and report.layout == layout
+    assert report.upcast and all(v.dtype != torch.float16 for v in state.values())
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _r18_state() -> dict[str, torch.Tensor]:
+    return torchvision.models.resnet18().state_dict()
+
+
+def _fc_file(tmp_path: Path, state: dict) -> Path:
+    path = tmp_path / "pretrained_fc.pth"
+    model = {"online_encoder." + k: v for k, v in state.items() if not k.startswith("fc.")}
+    torch.save({"model": model, "epoch": 3, "args": argparse.Namespace(arch="resnet18")}, path)
+    return path
+
+
+def test_missing_key_is_an_error_naming_key_and_file(tmp_path: Path):
+    state = _r18_state()
+    del state["layer2.1.bn1.running_var"]
+    path = _fc_file(tmp_path, state)
+    with pytest.raises(CheckpointError, match=r"layer2\.1\.bn1\.running_var") as err:
+        load_encoder_state(path)
+    assert str(path) in str(err.value)
+    with pytest.warns(UserWarning, match="running_var"):
+        loaded, report = load_encoder_state(path, strict=False)
+    assert report.missing == ["layer2.1.bn1.running_var"] and not report.ok
+
+
+def test_unexpected_key_is_an_error_naming_key_and_file(tmp_path: Path):
+    state = _r18_state()
+    state["layer3.0.extra.weight"] = torch.zeros(3)
+    path = _fc_file(tmp_path, state)
+    with pytest.raises(CheckpointError, match=r"online_encoder\.layer3\.0\.extra\.weight") as err:
+        load_encoder_state(path)
+    assert str(path) in str(err.value)
+    with pytest.warns(UserWarning):
+        model = backbone("fc", weights=path, strict=False)
+    assert model.load_report.unexpected == ["online_encoder.layer3.0.extra.weight"]
+
+
+def test_wrong_architecture_is_an_error(tmp_path: Path):
+    path = _fc_file(tmp_path, _r18_state())
+    with pytest.raises(ValueError, match="resnet18"):
+        backbone("mocov1", weights=path)
+
+
+def test_legacy_files_without_num_batches_tracked_load(tmp_path: Path):
+    state = {k: v for k, v in _r18_state().items() if "num_batches" not in k}
+    path = tmp_path / "resnet18-legacy.pth"
+    torch.save(state, path)
+    loaded, report = load_encoder_state(path)
+    assert report.ok and report.filled and "layer3.1.bn2.num_batches_tracked" in loaded
+
+
+def test_crw_legacy_conv_names_are_renamed(tmp_path: Path):
+    state = {k: v for k, v in _r18_state().items() if not k.startswith("fc.")}
+    legacy = {
+        "encoder.model." + re.sub(r"(conv\d)\.weight$", r"\1.1.weight", k): v
+        for k, v in state.items()
+    }
+    legacy["selfsim_fc.0.weight"] = torch.zeros(128, 512)
+    loaded, report = load_encoder_state({"model": legacy, "args": None}, layout="crw")
+    assert (
+        report.ok and report.renamed and torch.equal(loaded["conv1.weight"], state["conv1.weight"])
+    )
+
+
+def test_unknown_layout_names_the_file(tmp_path: Path):
+    path = tmp_path / "mystery.pth"
+    torch.save({"weights": {"backbone.stem.weight": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointError, match="mystery.pth.*not one of the known"):
+        load_encoder_state(path)
+    with pytest.raises(CheckpointError, match="mystery.pth"):
+        backbone(path)
+
+
+def test_corrupt_file_names_the_file(tmp_path: Path):
+    path = tmp_path / "broken.pth"
+    torch.save(_r18_state(), path)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="broken.pth.*corrupt"):
+        load_encoder_state(path)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        load_encoder_state(junk)
+
+
+class Payload:
+    """Unpickling this would create a file: a stand-in for code execution."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_arbitrary_pickled_class_is_refused(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    state = {"online_encoder." + k: v for k, v in _r18_state().items()}
+    torch.save({"model": state, "args": Payload(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="evil.pth.*refused"):
+        load_encoder_state(path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_encoder_state(path, layout="fc")
+    assert not marker.exists()
+
+
+def test_safetensors_float16_file_loads(tmp_path: Path):
+    from safetensors.torch import save_file
+
+    state = {k: v for k, v in _r18_state().items() if _TRUNK.match(k)}
+    path = tmp_path / "fc-r18.safetensors"
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, path)
+    loaded, report = load_encoder_state(path)
+    assert (
+        report.ok
+        and report.layout == "torchvision"
+        and loaded["conv1.weight"].dtype == torch.float32
+    )
