@@ -1,0 +1,376 @@
+"""`sfcprop eval`: scoring existing results, resuming, sharding, and end-to-end runs."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sfcprop import datasets, evaluate, keypoints
+
+DATA = datasets.data_root()
+GOLDEN = DATA.parent / "golden" if DATA is not None else None
+JHMDB_CLIP = "catch/Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
+
+
+def need(path: Path | None, what: str) -> Path:
+    if path is None or not path.exists():
+        pytest.skip(f"{what} not found (set {datasets.DATA_ENV} or provide ../shared)")
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def palette_png(path: Path, ids: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(ids.astype(np.uint8), mode="P")
+    img.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    img.save(path)
+
+
+def tiny_davis(root: Path, seqs=("a", "b"), frames=4) -> Path:
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(seqs) + "\n")
+    for s in seqs:
+        for t in range(frames):
+            (root / "JPEGImages" / "480p" / s).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (24, 16), (90, 120, 30)).save(
+                root / "JPEGImages" / "480p" / s / f"{t:05d}.jpg"
+            )
+            ids = np.zeros((16, 24), np.uint8)
+            ids[2:6, 2 + t : 6 + t] = 1
+            ids[8:12, 10:20] = 2
+            palette_png(root / "Annotations" / "480p" / s / f"{t:05d}.png", ids)
+    return root
+
+
+def gt_as_results(root: Path, out: Path, seqs, frames=None) -> Path:
+    for s in seqs:
+        src = sorted((root / "Annotations" / "480p" / s).glob("*.png"))[:frames]
+        (out / s).mkdir(parents=True)
+        for p in src:
+            shutil.copyfile(p, out / s / p.name)
+    return out
+
+
+# ----------------------------------------------------------------------------- --results
+
+
+def test_ground_truth_as_results_scores_exactly_one_on_davis2016(tmp_path, capsys):
+    root = need(DATA and DATA / "davis2016", "shared DAVIS-2016 data")
+    seqs = ["car-shadow", "bmx-trees"]
+    results = gt_as_results(root, tmp_path / "res", seqs, frames=12)
+    argv = ["davis", "--root", str(root), "--results", str(results), "--quiet"]
+    assert evaluate.main([*argv, "--sequences", ",".join(seqs), "--max-frames", "12"]) == 0
+    table = read_csv(results / "global_results-val.csv")[0]
+    assert table["J&F-Mean"] == table["J-Mean"] == table["F-Mean"] == "1.000000"
+    assert table["J-Decay"] == table["F-Decay"] == "0.000000"
+    objects = read_csv(results / "per-object_metrics-val.csv")
+    assert [o["Object"] for o in objects] == ["bmx-trees_1", "car-shadow_1"]  # split order
+    assert {o["Frames"] for o in objects} == {"10"}  # 12 frames but the first and the last
+    out = capsys.readouterr().out
+    assert "J&F-Mean" in out and "bmx-trees_1" in out
+    # in memory: exactly one, not merely rounded
+    seq = datasets.davis(root)["car-shadow"]
+    j, f = evaluate.score_davis_sequence(seq, results, max_frames=12)["car-shadow_1"]
+    assert (j == 1.0).all() and (f == 1.0).all()
+
+
+def test_multi_object_scores_by_hand(tmp_path):
+    root = tiny_davis(tmp_path / "D")
+    results = gt_as_results(root, tmp_path / "res", ["a", "b"])
+    assert evaluate.main(["davis", "--root", str(root), "--results", str(results), "--quiet"]) == 0
+    assert read_csv(results / "global_results-val.csv")[0]["J&F-Mean"] == "1.000000"
+    # sequence b loses object 2 on frame 2: scored frames 1, 2 -> J = F = [1, 0] for b_2
+    ids = np.array(Image.open(results / "b" / "00002.png"))
+    ids[ids == 2] = 0
+    palette_png(results / "b" / "00002.png", ids)
+    out = tmp_path / "tables"
+    argv = ["davis", "--root", str(root), "--results", str(results), "--out", str(out)]
+    assert evaluate.main([*argv, "--quiet"]) == 0
+    rows = {r["Object"]: r for r in read_csv(out / "per-object_metrics-val.csv")}
+    assert rows["b_2"]["J-Mean"] == rows["b_2"]["F-Mean"] == "0.500000"
+    assert rows["b_2"]["J-Recall"] == "0.500000" and rows["b_2"]["J-Decay"] == "1.000000"
+    table = read_csv(out / "global_results-val.csv")[0]
+    assert table["J-Mean"] == "0.875000" and table["J&F-Mean"] == "0.875000"
+    seqs = {r["Sequence"]: r for r in read_csv(out / "sequence_metrics-val.csv")}
+    assert seqs["b"]["J&F-Mean"] == "0.750000" and seqs["a"]["Objects"] == "2"
+    official = read_csv(out / "per-sequence_results-val.csv")
+    assert [r["Sequence"] for r in official] == ["a_1", "a_2", "b_1", "b_2"]
+
+
+def test_bad_results_are_reported(tmp_path, capsys):
+    root = tiny_davis(tmp_path / "D")
+    results = gt_as_results(root, tmp_path / "res", ["a", "b"])
+    (results / "a" / "00001.png").unlink()
+    argv = ["davis", "--root", str(root), "--results", str(results), "--quiet"]
+    assert evaluate.main(argv) == 1
+    assert "missing result mask" in capsys.readouterr().err
+    palette_png(results / "a" / "00001.png", np.full((16, 24), 3))
+    assert evaluate.main(argv) == 1
+    assert "id 3" in capsys.readouterr().err
+    assert evaluate.main(["davis", "--root", str(root), "--quiet"]) == 2  # nothing to do
+    assert evaluate.main([*argv[:-2], str(tmp_path / "none")]) == 1
+
+
+def test_vip_results_ground_truth_gives_miou_one(tmp_path):
+    root = tmp_path / "VIP"
+    (root / "lists").mkdir(parents=True)
+    (root / "lists" / "val_videos.txt").write_text("v1\n")
+    for t in range(3):
+        (root / "Images" / "v1").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 16)).save(root / "Images" / "v1" / f"{t:06d}.jpg")
+        ids = np.zeros((16, 24), np.uint8)
+        ids[2:8, 3:9], ids[9:14, 3:20] = 4, 13 + t
+        palette_png(root / "Annotations" / "Category_ids" / "v1" / f"{t:06d}.png", ids)
+    results = tmp_path / "res"
+    shutil.copytree(root / "Annotations" / "Category_ids", results)
+    assert evaluate.main(["vip", "--root", str(root), "--results", str(results), "--quiet"]) == 0
+    assert read_csv(results / "global_results-miou.csv")[0]["mIoU"] == "1.000000"
+
+
+# ----------------------------------------------------------------------------- resuming
+
+
+class Calls:
+    def __init__(self):
+        self.names: list[str] = []
+
+
+@pytest.fixture
+def stub_model(monkeypatch):
+    """No networks: `_model` returns placeholders; propagation is stubbed per test."""
+    pytest.importorskip("sfcprop.propagation")
+
+    def fake_model(args, device):
+        return evaluate._Model("net", None, "davis", {}, torch.device("cpu"), True)
+
+    monkeypatch.setattr(evaluate, "_model", fake_model)
+
+
+def stub_propagate(calls: Calls):
+    from sfcprop.propagation import Propagation
+
+    def propagate(frames, first_mask, backbone, semantic=None, **kw):
+        frames = list(frames)
+        calls.names.append(Path(frames[0]).parent.name)
+        ids = torch.as_tensor(np.asarray(first_mask)).to(torch.uint8)
+        return Propagation(ids[None].repeat(len(frames), 1, 1), [0, 1, 2])
+
+    return propagate
+
+
+def test_resume_skips_complete_sequences_and_never_keeps_half_written_ones(
+    tmp_path, monkeypatch, stub_model
+):
+    import sfcprop.io
+    import sfcprop.propagation
+
+    root = tiny_davis(tmp_path / "D", seqs=("a", "b", "c"))
+    out = tmp_path / "out"
+    argv = ["davis", "--root", str(root), "--backbone", "net", "--out", str(out), "--quiet"]
+    calls = Calls()
+    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    real_write = sfcprop.io.write_mask
+    written: list[Path] = []
+
+    def interrupted_write(path, ids, palette=None):
+        written.append(Path(path))
+        if Path(path).parent.name.startswith(".b") and len(written) > 5:
+            raise KeyboardInterrupt  # killed while writing sequence b
+        real_write(path, ids, palette)
+
+    monkeypatch.setattr(sfcprop.io, "write_mask", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.main(argv)
+    assert calls.names == ["a", "b"]
+    assert sorted(p.name for p in out.iterdir()) == ["a", "sfcprop-eval.json"]  # no b, no temp
+    assert len(list((out / "a").glob("*.png"))) == 4
+
+    monkeypatch.setattr(sfcprop.io, "write_mask", real_write)
+    assert evaluate.main(argv) == 0
+    assert calls.names == ["a", "b", "b", "c"]  # a was complete
+    table = read_csv(out / "global_results-val.csv")[0]
+    assert 0 < float(table["J&F-Mean"]) < 1  # object 1 moves, the stub does not
+    first = np.array(Image.open(out / "c" / "00003.png"))
+    assert np.array_equal(first, np.array(Image.open(root / "Annotations/480p/c/00000.png")))
+    assert Image.open(out / "c" / "00003.png").getpalette()[3:6] == [128, 0, 0]
+
+    assert evaluate.main(argv) == 0
+    assert calls.names == ["a", "b", "b", "c"]  # all complete: nothing propagated
+    (out / "b" / "00002.png").unlink()
+    assert evaluate.main([*argv, "--sequences", "b"]) == 0
+    assert calls.names[-1] == "b" and len(list((out / "b").glob("*.png"))) == 4
+
+
+def test_resume_refuses_other_settings(tmp_path, monkeypatch, stub_model, capsys):
+    import sfcprop.propagation
+
+    root = tiny_davis(tmp_path / "D", seqs=("a",))
+    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(Calls()))
+    argv = ["davis", "--root", str(root), "--out", str(tmp_path / "o"), "--quiet"]
+    assert evaluate.main([*argv, "--backbone", "one"]) == 0
+    assert evaluate.main([*argv, "--backbone", "two"]) == 1
+    assert "other settings" in capsys.readouterr().err
+    assert evaluate.main([*argv, "--backbone", "one", "--max-frames", "3"]) == 0  # same setup
+
+
+def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, stub_model):
+    import sfcprop.propagation
+    from sfcprop.propagation import Propagation
+
+    root = tmp_path / "VIP"
+    (root / "lists").mkdir(parents=True)
+    (root / "lists" / "val_videos.txt").write_text("v\n")
+    ids = np.zeros((40, 64), np.uint8)
+    ids[8:30, 16:40], ids[30:40, 0:64] = 7, 2
+    for t in range(3):
+        (root / "Images" / "v").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 40)).save(root / "Images" / "v" / f"{t:06d}.jpg")
+        palette_png(root / "Annotations" / "Category_ids" / "v" / f"{t:06d}.png", ids)
+    seen = {}
+
+    def propagate(frames, first_mask, backbone, semantic=None, **kw):
+        frames = list(frames)
+        seen["size"], seen["mask"] = tuple(frames[0].shape[1:]), first_mask.shape
+        grid = keypoints.grid_size(first_mask.shape)
+        one_hot = torch.stack([torch.as_tensor(first_mask == i) for i in (0, 2, 7)]).float()
+        soft = torch.nn.functional.interpolate(one_hot[None], size=grid, mode="bilinear")[0]
+        return Propagation(torch.zeros(0), [0, 2, 7], soft[None].repeat(len(frames), 1, 1, 1))
+
+    monkeypatch.setattr(sfcprop.propagation, "propagate", propagate)
+    out = tmp_path / "out"
+    argv = ["vip", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
+    assert evaluate.main([*argv, "--short-side", "20"]) == 0
+    assert seen == {"size": (20, 32), "mask": (20, 32)}
+    pred = np.array(Image.open(out / "v" / "000002.png"))
+    assert pred.shape == (40, 64) and set(np.unique(pred)) == {0, 2, 7}
+    assert (pred == ids).mean() > 0.75  # frame 0's labels through a 3x4 grid and back
+    assert float(read_csv(out / "global_results-miou.csv")[0]["mIoU"]) > 0.5
+
+
+def test_jhmdb_results_and_propagation_path(tmp_path, monkeypatch, stub_model):
+    import sfcprop.propagation
+
+    root = need(DATA and DATA / "jhmdb-sample", "shared JHMDB sample")
+    seen = {}
+
+    def propagate_soft(frames, first_soft, backbone, semantic=None, **kw):
+        frames = list(frames)
+        seen["size"], seen["soft"] = tuple(frames[0].shape), tuple(first_soft.shape)
+        return first_soft[None].repeat(len(frames), 1, 1, 1)
+
+    monkeypatch.setattr(sfcprop.propagation, "propagate_soft", propagate_soft)
+    out = tmp_path / "out"
+    argv = ["jhmdb", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
+    assert evaluate.main([*argv, "--max-frames", "5"]) == 0
+    assert seen == {"size": (3, 320, 320), "soft": (16, 40, 40)}
+    with np.load(out / JHMDB_CLIP / "keypoints.npz") as z:
+        points, conf = z["points"], z["confidence"]
+    assert points.shape == (5, 15, 2) and conf.shape == (5, 15)
+    gt = datasets.JHMDB(root)[JHMDB_CLIP].keypoints
+    assert np.abs(points[0] - gt[0]).max() < 0.61 * 8  # frame 0: within a cell of the truth
+    # the ground truth as results: PCK 100
+    results = tmp_path / "res"
+    (results / JHMDB_CLIP).mkdir(parents=True)
+    np.savez(results / JHMDB_CLIP / "keypoints.npz", points=gt, confidence=np.ones(gt.shape[:2]))
+    assert evaluate.main(["jhmdb", "--root", str(root), "--results", str(results), "--quiet"]) == 0
+    table = read_csv(results / "global_results-pck.csv")[0]
+    assert table == {"PCK@0.1": "100.000000", "PCK@0.2": "100.000000"}
+    assert len(read_csv(results / "per-joint_results-pck.csv")) == 15
+
+
+# ----------------------------------------------------------------------------- distribution
+
+
+def test_sharing_sequences_among_ranks():
+    names = [f"s{i}" for i in range(7)]
+    shares = [evaluate.Dist(r, 3).share(names) for r in range(3)]
+    assert sorted(sum(shares, [])) == names and [len(s) for s in shares] == [3, 2, 2]
+
+
+def test_torchrun_two_ranks_score_and_gather(tmp_path):
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    root = tiny_davis(tmp_path / "D", seqs=("a", "b", "c"))
+    results = gt_as_results(root, tmp_path / "res", ["a", "b", "c"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m"]
+    cmd += ["sfcprop.evaluate", "davis", "--root", str(root), "--results", str(results)]
+    proc = subprocess.run([*cmd, "--quiet"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("Global results") == 1  # rank 0 only
+    objects = [r["Object"] for r in read_csv(results / "per-object_metrics-val.csv")]
+    assert objects == ["a_1", "a_2", "b_1", "b_2", "c_1", "c_2"]
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def needs_core():
+    if importlib.util.find_spec("sfcprop.propagation") is None:
+        pytest.skip("sfcprop.propagation is not there yet")
+
+
+def test_end_to_end_davis_matches_the_golden_sfc_run(tmp_path):
+    """`eval davis` with the golden FC checkpoint (random weights in the released layout)
+    on the first frames of bmx-trees reproduces the official SFC code's masks."""
+    needs_core()
+    root = need(DATA and DATA / "davis2016", "shared DAVIS-2016 data")
+    golden = need(GOLDEN and GOLDEN / "fc-bmx-trees", "golden case fc-bmx-trees")
+    out = tmp_path / "out"
+    argv = ["davis", "--root", str(root), "--backbone", str(golden / "pretrained_fc.pth")]
+    argv += ["--sequences", "bmx-trees", "--first-mask", "multi", "--bn-warmup"]
+    argv += ["--max-frames", "3", "--out", str(out), "--device", "cpu", "--quiet"]
+    assert evaluate.main(argv) == 0
+    for t in (1, 2):
+        ours = np.array(Image.open(out / "bmx-trees" / f"{t:05d}.png"))
+        ref = np.array(Image.open(golden / "expected" / f"{t:05d}.png"))
+        assert (ours == ref).mean() >= 0.9999, t
+    row = read_csv(out / "per-object_metrics-val.csv")[0]
+    assert row["Object"] == "bmx-trees_1" and row["Frames"] == "1"  # the union, frame 1
+    assert 0.3 < float(row["J-Mean"]) < 1
+
+
+def test_end_to_end_jhmdb(tmp_path):
+    needs_core()
+    root = need(DATA and DATA / "jhmdb-sample", "shared JHMDB sample")
+    golden = need(GOLDEN and GOLDEN / "fc-bmx-trees", "golden case fc-bmx-trees")
+    out = tmp_path / "out"
+    argv = ["jhmdb", "--root", str(root), "--backbone", str(golden / "pretrained_fc.pth")]
+    argv += ["--max-frames", "4", "--out", str(out), "--device", "cpu", "--quiet"]
+    assert evaluate.main(argv) == 0
+    table = read_csv(out / "global_results-pck.csv")[0]
+    assert 0 <= float(table["PCK@0.1"]) <= float(table["PCK@0.2"]) <= 100
+
+
+def test_end_to_end_with_the_shipped_weights(tmp_path):
+    needs_core()
+    from sfcprop.backbones.registry import shipped_weights
+
+    try:
+        shipped_weights("fc-r18-sfcprop.safetensors")
+    except FileNotFoundError:
+        pytest.skip("the shipped FC weights are not there yet")
+    root = need(DATA and DATA / "davis2016", "shared DAVIS-2016 data")
+    out = tmp_path / "out"
+    argv = ["davis", "--root", str(root), "--backbone", "fc", "--sequences", "dog"]
+    argv += ["--max-frames", "4", "--out", str(out), "--device", "cpu", "--quiet"]
+    assert evaluate.main(argv) == 0
+    assert float(read_csv(out / "global_results-val.csv")[0]["J&F-Mean"]) > 0.5
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
