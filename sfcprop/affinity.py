@@ -11,6 +11,7 @@ over the whole context, then softmax over the k scores (spec section 4).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -57,10 +58,11 @@ def global_topk(
     return torch.cat(vals), torch.cat(idx)
 
 
+@functools.lru_cache(maxsize=16)
 def _window_tables(
     h: int, w: int, radius: float, tile: int, reach: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bias `[B, T*T, S*S]` (0 allowed, -inf not) and key index `[B, S*S]` for each tile.
+    """Blocked `[B, T*T, S*S]` (True: outside the disk or the grid) and key index `[B, S*S]`.
 
     Tile b covers query rows `by*T .. by*T+T-1` (same for columns); its window holds the
     key cells `by*T - reach .. by*T + T - 1 + reach`, S = T + 2*reach.
@@ -77,9 +79,8 @@ def _window_tables(
     in_grid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
     key_index = (y.clamp(0, h - 1) * w + x.clamp(0, w - 1)).expand(nby, nbx, s, s)
     in_grid = rearrange(in_grid, "by bx sy sx -> (by bx) 1 (sy sx)")
-    allowed = in_disk.unsqueeze(0) & in_grid
-    bias = torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf"))
-    return bias.to(device), rearrange(key_index, "by bx sy sx -> (by bx) (sy sx)").to(device)
+    blocked = ~(in_disk.unsqueeze(0) & in_grid)
+    return blocked.to(device), rearrange(key_index, "by bx sy sx -> (by bx) (sy sx)").to(device)
 
 
 def local_topk(
@@ -89,14 +90,15 @@ def local_topk(
     k: int,
     temperature: float,
     tile: int = 8,
-    max_window_elems: int = 1 << 24,
+    max_window_elems: int = 1 << 22,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of `query . key / temperature` over the keys strictly within `radius` cells.
 
     query, keys: `[C, h, w]` (one short-term frame). Returns scores and key indices (flat
     in `[0, h*w)`), both `[h*w, k']` with `k' = min(k, (T + 2*reach)^2)`; where the disk
     holds fewer than k' cells, the rest are `-inf` with index 0 (zero softmax weight).
-    Queries are taken in `tile x tile` blocks; each block's keys are one window.
+    Queries are taken in `tile x tile` blocks; each block's keys are one window. Dividing
+    by the temperature after the top-k selects the same keys (it is monotone).
     """
     _check_query_keys(query, keys)
     if radius <= 0:
@@ -106,21 +108,22 @@ def local_topk(
     reach = min(math.ceil(radius) - 1, max(h, w) - 1)
     s = t + 2 * reach
     nby, nbx = -(-h // t), -(-w // t)
-    bias, key_index = _window_tables(h, w, radius, t, reach, query.device)
+    blocked, key_index = _window_tables(h, w, radius, t, reach, query.device)
     q = F.pad(query, (0, nbx * t - w, 0, nby * t - h))
     q = rearrange(q, "c (by ty) (bx tx) -> (by bx) (ty tx) c", ty=t, tx=t)  # [B, T*T, C]
     kp = F.pad(keys, (reach, reach + nbx * t - w, reach, reach + nby * t - h))
-    windows = kp.unfold(1, s, t).unfold(2, s, t)  # [C, by, bx, S, S] (a view)
+    kp = rearrange(kp, "c y x -> y x c").contiguous()  # channels last: windows copy rows of C
+    windows = kp.unfold(0, s, t).unfold(1, s, t)  # [by, bx, C, S, S] (a view)
     k = min(k, s * s)
     rows_per_chunk = max(1, max_window_elems // (c * s * s * nbx))
     vals, idx = [], []
     for r0 in range(0, nby, rows_per_chunk):
         r1 = min(r0 + rows_per_chunk, nby)
         b0, b1 = r0 * nbx, r1 * nbx
-        win = rearrange(windows[:, r0:r1], "c by bx sy sx -> (by bx) c (sy sx)")
-        scores = torch.bmm(q[b0:b1], win).add_(bias[b0:b1]).div_(temperature)
-        v, i = scores.topk(k, dim=-1)  # [b, T*T, k]
-        vals.append(v)
+        win = rearrange(windows[r0:r1], "by bx c sy sx -> (by bx) (sy sx) c")  # [b, S*S, C]
+        scores = torch.bmm(q[b0:b1], win.transpose(1, 2))  # [b, T*T, S*S] cosines
+        v, i = scores.masked_fill_(blocked[b0:b1], float("-inf")).topk(k, dim=-1)
+        vals.append(v.div_(temperature))
         idx.append(key_index[b0:b1].gather(1, i.flatten(1)).view_as(i))
     vals = rearrange(torch.cat(vals), "(by bx) (ty tx) k -> (by ty) (bx tx) k", by=nby, ty=t)
     idx = rearrange(torch.cat(idx), "(by bx) (ty tx) k -> (by ty) (bx tx) k", by=nby, ty=t)
