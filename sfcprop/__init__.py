@@ -1,3 +1,25 @@
-"""sfcprop: propagate labels through video by dense feature correspondence (SFC)."""
+"""sfcprop: propagate labels through video by dense feature correspondence (SFC).
+
+    import sfcprop
+    result = sfcprop.propagate("frames/", "first_mask.png")   # shipped FC model
+    result.ids  # [T, H, W] uint8: the ids of the first mask on every frame
+"""
+
+from .backbones import Correspondence, backbone, list_backbones
+from .presets import PRESETS, Preset, get_preset
+from .propagation import Propagation, Propagator, propagate, propagate_soft
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "Correspondence",
+    "Preset",
+    "Propagation",
+    "Propagator",
+    "backbone",
+    "get_preset",
+    "list_backbones",
+    "propagate",
+    "propagate_soft",
+]
