@@ -129,6 +129,12 @@ class Dist:
 
             dist.barrier()
 
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
 
 def _setup(device: str | None) -> tuple[Dist, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -160,10 +166,11 @@ def _bar(iterable: Iterable, quiet: bool, **kw) -> Iterable:
 
 def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
     """Run `write(tmp_dir)`, then move the folder to `final` (replacing a leftover)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     try:
         write(tmp)
     except BaseException:
@@ -294,7 +301,8 @@ def score_davis_sequence(
     over the annotated frames but the first and the last (official semi-supervised)."""
     n = _frames(seq, max_frames)
     gt0 = seq.read_annotation(0)
-    n_objects = int(gt0.max())
+    objects = gt0[gt0 != 255]  # 255: void, background for scoring (as the official tool)
+    n_objects = int(objects.max()) if objects.size else 0
     if n_objects == 0:
         raise ValueError(f"{seq.name}: the first annotation {seq.annotations[0]} has no object")
     scored = [t for t in range(1, n - 1) if seq.annotations[t] is not None]
@@ -583,7 +591,10 @@ def _run(args: argparse.Namespace) -> int:
         model = _model(args, device)
     report = Path(args.out) if args.out else results
     run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
-    return run(args, dist, results, model, report)
+    try:
+        return run(args, dist, results, model, report)
+    finally:
+        dist.close()
 
 
 if __name__ == "__main__":

@@ -125,6 +125,23 @@ def test_bad_results_are_reported(tmp_path, capsys):
     assert evaluate.main([*argv[:-2], str(tmp_path / "none")]) == 1
 
 
+def test_void_pixels_are_not_an_object(tmp_path):
+    root = tiny_davis(tmp_path / "D", seqs=("a",))
+    for t in range(4):  # void (255) pixels on every annotation, frame 0 included
+        path = root / "Annotations" / "480p" / "a" / f"{t:05d}.png"
+        ids = np.array(Image.open(path))
+        ids[0, :5] = 255
+        palette_png(path, ids)
+    results = gt_as_results(root, tmp_path / "res", ["a"])
+    for p in (results / "a").glob("*.png"):  # a method predicts background there
+        ids = np.array(Image.open(p))
+        palette_png(p, np.where(ids == 255, 0, ids))
+    assert evaluate.main(["davis", "--root", str(root), "--results", str(results), "--quiet"]) == 0
+    objects = [r["Object"] for r in read_csv(results / "per-object_metrics-val.csv")]
+    assert objects == ["a_1", "a_2"]
+    assert read_csv(results / "global_results-val.csv")[0]["J&F-Mean"] == "1.000000"
+
+
 def test_vip_results_ground_truth_gives_miou_one(tmp_path):
     root = tmp_path / "VIP"
     (root / "lists").mkdir(parents=True)
@@ -200,7 +217,9 @@ def test_resume_skips_complete_sequences_and_never_keeps_half_written_ones(
     assert len(list((out / "a").glob("*.png"))) == 4
 
     monkeypatch.setattr(sfcprop.io, "write_mask", real_write)
+    (out / ".b.tmp-99999999").mkdir()  # left by a killed run: cleaned when b is redone
     assert evaluate.main(argv) == 0
+    assert not (out / ".b.tmp-99999999").exists()
     assert calls.names == ["a", "b", "b", "c"]  # a was complete
     table = read_csv(out / "global_results-val.csv")[0]
     assert 0 < float(table["J&F-Mean"]) < 1  # object 1 moves, the stub does not
@@ -350,7 +369,7 @@ def test_end_to_end_jhmdb(tmp_path):
     golden = need(GOLDEN and GOLDEN / "fc-bmx-trees", "golden case fc-bmx-trees")
     out = tmp_path / "out"
     argv = ["jhmdb", "--root", str(root), "--backbone", str(golden / "pretrained_fc.pth")]
-    argv += ["--max-frames", "4", "--out", str(out), "--device", "cpu", "--quiet"]
+    argv += ["--max-frames", "3", "--out", str(out), "--device", "cpu", "--quiet"]
     assert evaluate.main(argv) == 0
     table = read_csv(out / "global_results-pck.csv")[0]
     assert 0 <= float(table["PCK@0.1"]) <= float(table["PCK@0.2"]) <= 100
@@ -367,7 +386,7 @@ def test_end_to_end_with_the_shipped_weights(tmp_path):
     root = need(DATA and DATA / "davis2016", "shared DAVIS-2016 data")
     out = tmp_path / "out"
     argv = ["davis", "--root", str(root), "--backbone", "fc", "--sequences", "dog"]
-    argv += ["--max-frames", "4", "--out", str(out), "--device", "cpu", "--quiet"]
+    argv += ["--max-frames", "3", "--out", str(out), "--device", "cpu", "--quiet"]
     assert evaluate.main(argv) == 0
     assert float(read_csv(out / "global_results-val.csv")[0]["J&F-Mean"]) > 0.5
 
