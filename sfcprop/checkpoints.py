@@ -251,10 +251,12 @@ def read_checkpoint(path: str | os.PathLike, namespace: bool = True) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Unsupported global" in msg or "weights_only" in msg.lower():
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+        if found or "weights_only" in msg.lower():
+            what = found.group(1) if found else "an object outside the safe set"
             raise CheckpointError(
-                f"{path}: refused, loading it needs unpickling a class outside the safe set "
-                f"(sfcprop never unpickles arbitrary objects). Details: {msg.splitlines()[0]}"
+                f"{path}: refused, loading it would unpickle {what}, which could run "
+                "arbitrary code (sfcprop only reads tensors, containers and argparse.Namespace)"
             ) from e
         raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint ({msg})") from e
     except (RuntimeError, EOFError, ValueError, OSError) as e:

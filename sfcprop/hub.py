@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -126,6 +127,7 @@ def fetch(source: Source, timeout: float = 60.0) -> Path:
             return path
     if is_offline() or not source.url:
         raise WeightsUnavailableError(_unavailable(source, "offline" if is_offline() else None))
+    print(f"sfcprop: downloading {source.url} to {cache_path(source)}", file=sys.stderr)
     try:
         return download(source.url, cache_path(source), source.hash, timeout=timeout)
     except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
