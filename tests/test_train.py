@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from sfcprop.backbones import resnet18
 from sfcprop.train import (
     TrainConfig,
+    byol_loss,
     dense_loss,
     ema_momentum,
     export_trunk,
@@ -27,6 +28,15 @@ from sfcprop.train.data import StepBatchSampler, TwoViewDataset, crop_box
 from sfcprop.train.model import FCNet
 
 FULL = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest and spares a busy machine; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +121,20 @@ def test_dense_loss_is_minus_two_for_aligned_features_and_ignores_scale():
     mask = positive_mask(FULL.repeat(3, 1), FULL.repeat(3, 1), 4, 4)
     assert dense_loss(feats, 5 * feats, mask).item() == pytest.approx(-2.0, abs=1e-5)
     assert dense_loss(feats, -feats, mask).item() == pytest.approx(2.0, abs=1e-5)
+
+
+def test_byol_branch_adds_its_weighted_loss():
+    assert byol_loss(torch.ones(2, 4), 3 * torch.ones(2, 4)).item() == pytest.approx(0.0, abs=1e-6)
+    assert byol_loss(torch.ones(2, 4), -torch.ones(2, 4)).item() == pytest.approx(4.0)
+    torch.manual_seed(0)
+    net = FCNet(proj_hidden=16, proj_dim=8, byol_weight=0.5)
+    v = torch.randn(2, 3, 32, 32)
+    loss, parts = net(v, v.flip(-1), FULL.repeat(2, 1), FULL.repeat(2, 1))
+    assert set(parts) == {"dense", "byol"}
+    assert loss.item() == pytest.approx((parts["dense"] + 0.5 * parts["byol"]).item(), rel=1e-5)
+    loss.backward()
+    assert net.online_byol_predictor.linear1.weight.grad is not None
+    assert net.target_byol_projector.linear1.weight.grad is None
 
 
 # --- EMA --------------------------------------------------------------------------------
