@@ -1,0 +1,232 @@
+"""Speed and memory of propagation: a table and a JSON file.
+
+Each configuration runs in its own process (so peak RSS is its own) on a 480p / 720p
+clip: DAVIS-2016 frames from the shared data when present (looped to the clip length),
+else the generated clip at that size. Times are split into backbone (feature
+extraction), affinity (scores + top-k) and propagation (merge, softmax, label gather,
+decoding). `dense` is sfcprop's dense reference path (the original computation) on the
+same inputs, for the speed-up ratio measured side by side.
+
+    python benchmarks/bench_propagation.py                 # the README table
+    python benchmarks/bench_propagation.py --quick         # a short smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"480p": (480, 854), "720p": (720, 1280)}
+
+
+def load_clip(n: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """`n` uint8 frames `[n, 3, H, W]`, a first mask, and where they came from."""
+    data = Path(os.environ.get("SFCPROP_DATA", ROOT.parent / "shared" / "data"))
+    seq = data / "davis2016" / "JPEGImages" / "480p" / "bmx-trees"
+    if seq.is_dir():
+        from sfcprop.io import list_images, read_image, read_mask
+
+        paths = list_images(seq)
+        frames = [read_image(paths[i % len(paths)]) for i in range(n)]
+        mask = torch.from_numpy(
+            read_mask(data / "davis2016/Annotations/480p/bmx-trees/00000.png")[0]
+        )
+        frames = torch.stack(frames)
+        if frames.shape[-2:] != size:
+            frames = torch.nn.functional.interpolate(frames.float(), size=size, mode="bilinear")
+            frames = frames.round().clamp(0, 255).to(torch.uint8)
+            mask = torch.nn.functional.interpolate(mask[None, None].float(), size=size)[0, 0]
+        return frames, mask.long(), "DAVIS-2016 bmx-trees (looped)"
+    from sfcprop.synthetic import generate_clip
+
+    clip = generate_clip(num_frames=n, height=size[0], width=size[1])
+    return clip.frames, clip.masks[0].long(), "generated clip"
+
+
+class Timer:
+    """Accumulates wall time of wrapped functions by category."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {"backbone": 0.0, "affinity": 0.0, "propagation": 0.0}
+
+    def wrap(self, owner, name: str, category: str) -> None:
+        func = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            out = func(*args, **kwargs)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.total[category] += time.perf_counter() - start
+            return out
+
+        setattr(owner, name, timed)
+
+
+def dense_step(query, memory, preset):
+    """The dense reference path: stack the m + 1 slots and build the full affinity."""
+    from sfcprop import affinity
+
+    slots = [memory.first] + [
+        item for mult, item in memory.short_term(preset.context) for _ in range(mult)
+    ]
+    keys = torch.stack([f for f, _ in slots])
+    labels = torch.stack([s for _, s in slots])
+    return affinity.dense_propagation(
+        query, keys, labels, 1, preset.radius, preset.topk, preset.temperature
+    )
+
+
+def child(args: argparse.Namespace) -> dict:
+    """Run one configuration in this process and return its measurements."""
+    from sfcprop import affinity, labels, propagation
+    from sfcprop.backbones import resnet18, resnet50
+
+    torch.set_num_threads(args.threads)
+    frames, mask, source = load_clip(args.frames, SIZES[args.size])
+    fine = resnet18().eval()
+    semantic = resnet50().eval() if args.config == "sfc" else None
+    preset = "davis-sfc" if args.config == "sfc" else "davis"
+    timer = Timer()
+    timer.wrap(propagation.Propagator, "_encode", "backbone")
+    timer.wrap(affinity, "global_topk", "affinity")
+    timer.wrap(affinity, "local_topk", "affinity")
+    if args.config == "dense":
+        propagation.step_soft = dense_step
+    timer.wrap(propagation, "step_soft", "propagation")  # includes affinity: subtracted below
+    timer.wrap(labels, "decode", "propagation")
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    propagation.propagate(
+        frames, mask, fine, semantic, preset=preset, radius=args.radius, device=args.device
+    )
+    wall = time.perf_counter() - start
+    t = timer.total
+    t["propagation"] -= t["affinity"]
+    if args.config == "dense":  # the dense path computes affinity inside step_soft
+        t["affinity"], t["propagation"] = t["propagation"], 0.0
+    n = args.frames
+    return {
+        "config": args.config,
+        "size": args.size,
+        "frames": n,
+        "radius": args.radius,
+        "device": args.device,
+        "source": source,
+        "fps": n / wall,
+        "s_per_frame": wall / n,
+        "backbone_s": t["backbone"] / n,
+        "affinity_s": t["affinity"] / n,
+        "propagation_s": t["propagation"] / n,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_gpu_gib": (
+            torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
+        ),
+    }
+
+
+RUNS_FULL = [  # (config, size, frames, radius)
+    ("davis", "480p", 20, 12),
+    ("davis", "480p", 40, 12),
+    ("davis", "480p", 80, 12),
+    ("davis", "480p", 20, 15),
+    ("davis", "720p", 20, 12),
+    ("sfc", "480p", 20, 15),
+    ("sfc", "480p", 40, 15),
+    ("dense", "480p", 20, 12),
+]
+RUNS_QUICK = [("davis", "480p", 4, 12), ("dense", "480p", 4, 12)]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="two short runs only")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--config", default="davis", help=argparse.SUPPRESS)
+    p.add_argument("--size", default="480p", help=argparse.SUPPRESS)
+    p.add_argument("--frames", type=int, default=20, help=argparse.SUPPRESS)
+    p.add_argument("--radius", type=float, default=12, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    rows = []
+    header = (
+        f"{'config':7} {'size':5} {'frames':>6} {'r':>3} {'fps':>6} {'s/frame':>8} "
+        f"{'backbone':>8} {'affinity':>8} {'prop':>6} {'RSS GiB':>8} {'GPU GiB':>8}"
+    )
+    print(header)
+    for config, size, frames, radius in RUNS_QUICK if args.quick else RUNS_FULL:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--config",
+            config,
+            "--size",
+            size,
+            "--frames",
+            str(frames),
+            "--radius",
+            str(radius),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        gpu = "-" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.2f}"
+        print(
+            f"{config:7} {size:5} {frames:6d} {radius:3.0f} {row['fps']:6.2f} "
+            f"{row['s_per_frame']:8.2f} {row['backbone_s']:8.2f} {row['affinity_s']:8.2f} "
+            f"{row['propagation_s']:6.2f} {row['peak_rss_gib']:8.2f} {gpu:>8}",
+            flush=True,
+        )
+    local = [r for r in rows if r["config"] == "davis" and r["size"] == "480p"]
+    dense = [r for r in rows if r["config"] == "dense"]
+    if local and dense:
+        same = [
+            r
+            for r in local
+            if r["frames"] == dense[0]["frames"] and r["radius"] == dense[0]["radius"]
+        ]
+        if same:
+            print(
+                f"\nlocal vs dense (DAVIS preset, 480p, {dense[0]['frames']} frames): "
+                f"{dense[0]['s_per_frame'] / same[0]['s_per_frame']:.1f}x faster"
+            )
+    machine = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": args.threads,
+        "device": args.device,
+    }
+    Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
