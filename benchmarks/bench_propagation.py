@@ -24,33 +24,41 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"480p": (480, 854), "720p": (720, 1280)}
 
 
-def load_clip(n: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """`n` uint8 frames `[n, 3, H, W]`, a first mask, and where they came from."""
+def load_clip(n: int, size: tuple[int, int]):
+    """`n` frames streamed one at a time (uint8 `[3, H, W]`), a first mask, and their source.
+
+    DAVIS-2016 frames are read from disk as they are needed (looped to `n`), so the
+    clip itself takes no memory; without the shared data the generated clip is used."""
     data = Path(os.environ.get("SFCPROP_DATA", ROOT.parent / "shared" / "data"))
     seq = data / "davis2016" / "JPEGImages" / "480p" / "bmx-trees"
     if seq.is_dir():
         from sfcprop.io import list_images, read_image, read_mask
 
         paths = list_images(seq)
-        frames = [read_image(paths[i % len(paths)]) for i in range(n)]
         mask = torch.from_numpy(
             read_mask(data / "davis2016/Annotations/480p/bmx-trees/00000.png")[0]
         )
-        frames = torch.stack(frames)
-        if frames.shape[-2:] != size:
-            frames = torch.nn.functional.interpolate(frames.float(), size=size, mode="bilinear")
-            frames = frames.round().clamp(0, 255).to(torch.uint8)
-            mask = torch.nn.functional.interpolate(mask[None, None].float(), size=size)[0, 0]
-        return frames, mask.long(), "DAVIS-2016 bmx-trees (looped)"
+        mask = F.interpolate(mask[None, None].float(), size=size)[0, 0].long()
+
+        def frames():
+            for i in range(n):
+                frame = read_image(paths[i % len(paths)])
+                if frame.shape[-2:] != size:
+                    frame = F.interpolate(frame[None].float(), size=size, mode="bilinear")[0]
+                    frame = frame.round().clamp(0, 255).to(torch.uint8)
+                yield frame
+
+        return frames(), mask, "DAVIS-2016 bmx-trees (streamed, looped)"
     from sfcprop.synthetic import generate_clip
 
     clip = generate_clip(num_frames=n, height=size[0], width=size[1])
-    return clip.frames, clip.masks[0].long(), "generated clip"
+    return clip.frames, clip.masks[0].long(), "generated clip (in memory)"
 
 
 class Timer:
