@@ -1,21 +1,33 @@
-"""Reading frames and masks, writing palette PNGs."""
+"""Reading frames (folders, video files, arrays), masks and points; writing palette PNGs,
+videos and keypoint tracks.
+
+Everything is read lazily: a folder or a video file is decoded one frame at a time, so a
+long video never sits in memory. Video files need PyAV (`pip install 'sfcprop[video]'`).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .labels import as_mask_tensor
 
-FrameSource = torch.Tensor | np.ndarray | Sequence | str | os.PathLike
+FrameSource = torch.Tensor | np.ndarray | Sequence | Iterable | str | os.PathLike
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
+VIDEO_EXTRA = "pip install 'sfcprop[video]'"
 
 
 def _davis_palette() -> list[int]:
@@ -71,11 +83,12 @@ def _from_pil(img: Image.Image) -> torch.Tensor:
 def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
     """Frames one at a time as uint8 `[3, H, W]` tensors.
 
-    source: uint8 `[T, 3, H, W]` tensor, uint8 `[T, H, W, 3]` array, a list of PIL images,
-    tensors or image paths, or a folder of image files (natural order).
+    source: uint8 `[T, 3, H, W]` tensor, uint8 `[T, H, W, 3]` array, a folder of image
+    files (natural order), a video file (PyAV), or any iterable of PIL images, uint8
+    `[3, H, W]` tensors or image paths (a list, a generator, a `VideoReader`, `Frames`).
     """
     if isinstance(source, (str, os.PathLike)):
-        source = list_images(source)
+        source = open_frames(source).source
     if isinstance(source, torch.Tensor):
         if source.ndim != 4 or source.shape[1] != 3 or source.dtype != torch.uint8:
             raise ValueError(
@@ -92,6 +105,8 @@ def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
         for frame in source:
             yield torch.from_numpy(frame.copy()).permute(2, 0, 1)
         return
+    if isinstance(source, Frames):
+        source = source.source
     for item in source:
         if isinstance(item, Image.Image):
             yield _from_pil(item)
@@ -103,12 +118,261 @@ def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
             raise TypeError(f"cannot read a frame from {type(item).__name__}")
 
 
+# --------------------------------------------------------------------------- video files
+
+
+def _av():
+    """The PyAV module, or an ImportError that names the extra to install."""
+    try:
+        import av
+    except ImportError:
+        raise ImportError(f"video files need PyAV: {VIDEO_EXTRA}") from None
+    return av
+
+
+class VideoReader:
+    """A video file decoded lazily, one uint8 RGB `[3, H, W]` frame at a time (PyAV).
+
+    Opening it decodes the first frame, so a file that the decoder rejects fails here with
+    a ValueError. `num_frames`: the container's frame count (None when it does not say);
+    `fps`: the average frame rate (None when unknown); `size`: `(H, W)`. Each iteration
+    decodes the file again from the start.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such video file: {path}")
+        av = _av()
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise ValueError(f"{path} holds no video stream")
+                stream = container.streams.video[0]
+                self.num_frames: int | None = stream.frames or None
+                rate = stream.average_rate or stream.guessed_rate
+                self.fps: float | None = float(rate) if rate else None
+                first = next(container.decode(stream), None)
+        except (av.error.FFmpegError, OSError) as e:
+            raise ValueError(f"cannot decode video {path}: {_one_line(e)}") from None
+        if first is None:
+            raise ValueError(f"the video {path} holds no frames")
+        self.size = (first.height, first.width)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        av = _av()
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+        except (av.error.FFmpegError, OSError) as e:
+            raise ValueError(f"cannot decode video {self.path}: {_one_line(e)}") from None
+
+
+class Frames:
+    """A source of frames (see `iter_frames`) with what an output needs to know about it.
+
+    Iterating gives uint8 `[3, H, W]` frames, lazily for folders and video files.
+    `name(t)`: the output stem of frame t (the file's stem for a folder or a list of image
+    paths, else `00000`, `00001` ...); `count`: the number of frames when known without
+    decoding (None otherwise); `fps`: a video file's frame rate (None otherwise); `folder`:
+    the input folder of a folder source.
+    """
+
+    def __init__(self, source: FrameSource) -> None:
+        self.folder: Path | None = None
+        self.fps: float | None = None
+        self._stems: list[str] | None = None
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if path.is_dir():
+                self.folder = path
+                source = list_images(path)
+            elif not path.exists():
+                raise FileNotFoundError(f"no such folder of frames or video file: {path}")
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                raise ValueError(
+                    f"{path} is a single image; give a folder of frames or a video file"
+                )
+            else:
+                source = VideoReader(path)
+                self.fps = source.fps
+        if isinstance(source, VideoReader):
+            self.fps = source.fps
+        if isinstance(source, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in source):
+            self._stems = [Path(p).stem for p in source]
+            seen: dict[str, Path] = {}
+            for p in source:
+                other = seen.setdefault(Path(p).stem, Path(p))
+                if other != Path(p):
+                    raise ValueError(f"two frames share the name {Path(p).stem!r}: {other}, {p}")
+        self.source = source
+        self.count: int | None = (
+            source.num_frames
+            if isinstance(source, VideoReader)
+            else (len(source) if hasattr(source, "__len__") else None)
+        )
+
+    def name(self, t: int) -> str:
+        """The output stem of frame `t`."""
+        if self._stems is not None and t < len(self._stems):
+            return self._stems[t]
+        return f"{t:05d}"
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter_frames(self.source)
+
+
+def open_frames(source: FrameSource) -> Frames:
+    """`Frames` of a folder, a video file, an array, a tensor or a list (see `iter_frames`).
+    A folder is listed and a video's first frame decoded now, so bad inputs fail early."""
+    return source if isinstance(source, Frames) else Frames(source)
+
+
+def short_side_size(hw: tuple[int, int], short_side: int | None) -> tuple[int, int]:
+    """`(H, W)` scaled (aspect kept, rounded) so that the shorter side is `short_side`;
+    unchanged for None."""
+    if short_side is None:
+        return int(hw[0]), int(hw[1])
+    if int(short_side) < 1:
+        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    scale = int(short_side) / min(hw)
+    return max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale))
+
+
+def resize_frame(
+    frame: torch.Tensor, size: tuple[int, int], antialias: bool = True
+) -> torch.Tensor:
+    """uint8 `[3, H, W]` -> uint8 `[3, *size]`: bilinear, half-pixel centres, antialiased
+    when shrinking (unchanged when the size is already right)."""
+    if tuple(frame.shape[-2:]) == tuple(size):
+        return frame
+    out = F.interpolate(
+        frame[None].float(),
+        size=tuple(size),
+        mode="bilinear",
+        align_corners=False,
+        antialias=antialias,
+    )
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def resize_ids(ids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Integer ids `[H, W]` -> `[*size]`, nearest neighbour (half-pixel centres, as PIL's
+    NEAREST); same dtype."""
+    if tuple(ids.shape) == tuple(size):
+        return ids
+    out = F.interpolate(ids[None, None].double(), size=tuple(size), mode="nearest-exact")
+    return out[0, 0].round().to(ids.dtype)
+
+
+class VideoWriter:
+    """Write frames to a video file one at a time; the file appears at `path` on `close()`
+    (written to a temporary file beside it before; `abort()` or an exception inside a `with`
+    block removes it).
+
+    Frames: PIL images, uint8 `[3, H, W]` tensors or `[H, W, 3]` arrays, all of one size.
+    Default: H.264 (`libx264`, yuv420p, `crf`), playable everywhere; odd sizes are padded by
+    one pixel (edge copy). `lossless=True`: `libx264rgb` at crf 0, which decodes to exactly
+    the RGB values written (fewer players show it). Needs PyAV.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, fps: float = 10, *, lossless: bool = False, crf: int = 18
+    ) -> None:
+        av = _av()
+        self.path = Path(path)
+        fd, tmp = tempfile.mkstemp(suffix=self.path.suffix or ".mp4", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._lossless = lossless
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._crf = 0 if lossless else crf
+        self._container = av.open(tmp, "w")
+        self._stream = None
+
+    def _open_stream(self, h: int, w: int) -> None:
+        codec = "libx264rgb" if self._lossless else "libx264"
+        self._stream = self._container.add_stream(
+            codec, rate=self._rate, options={"crf": str(self._crf), "preset": "medium"}
+        )
+        self._stream.pix_fmt = "rgb24" if self._lossless else "yuv420p"
+        self._stream.height, self._stream.width = h, w
+        self._size = (h, w)
+
+    def write(self, image: Image.Image | torch.Tensor | np.ndarray) -> None:
+        """Append one frame."""
+        av = _av()
+        arr = _rgb_array(image)
+        if not self._lossless:  # yuv420p needs even sizes
+            arr = np.pad(arr, ((0, arr.shape[0] % 2), (0, arr.shape[1] % 2), (0, 0)), "edge")
+        if self._stream is None:
+            self._open_stream(*arr.shape[:2])
+        if arr.shape[:2] != self._size:
+            raise ValueError(f"all video frames must be {self._size}, got {arr.shape[:2]}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._stream is None:
+            self.abort()
+            raise ValueError("no frames to write")
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the file."""
+        try:
+            self._container.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _rgb_array(image: Image.Image | torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.permute(1, 2, 0).cpu().numpy()
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"a frame must be uint8 [H, W, 3] or [3, H, W], got {image.shape}")
+    return image
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+# --------------------------------------------------------------------------- masks
+
+
 def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, list[int] | None]:
     """A mask PNG as `(ids uint8 [H, W], palette or None)`.
 
     Palette PNGs give their indices; greyscale masks give their values, except binary
-    0/255 masks, which give 0/1.
+    0/255 masks, which give 0/1. A `.npy` file gives its integer array as it is.
     """
+    if Path(path).suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False), None
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no such mask file: {path}") from None
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read mask {path}: {_one_line(e)}") from None
     try:
         with Image.open(path) as img:
             palette = img.getpalette() if img.mode == "P" else None
@@ -149,6 +413,146 @@ def write_mask(
     try:
         with os.fdopen(fd, "wb") as f:
             img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- keypoints
+
+
+def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
+    """Keypoints of frame 0 from a file: `([K, 2]` float64 (x, y) 0-based pixels, names or
+    None).
+
+    `.json`: `[[x, y], ...]`, `{"name": [x, y], ...}` or `{"points": [[x, y], ...],
+    "names": [...]}`; `.csv`: a header naming columns `x` and `y` (and optionally `name`),
+    or rows `x,y` / `name,x,y` without a header; `.mat`: JHMDB's `joint_positions.mat`
+    (frame 0 of `pos_img`, 1-based there). `null` / empty coordinates are NaN (not given).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such points file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            points, names = _points_json(json.loads(path.read_text()))
+        elif suffix == ".csv":
+            points, names = _points_csv(path.read_text().splitlines())
+        elif suffix == ".mat":
+            from .datasets import read_mat
+
+            pos = read_mat(path).get("pos_img")
+            if pos is None or pos.ndim != 3 or pos.shape[0] != 2:
+                raise ValueError("no 'pos_img' of shape 2 x K x T (JHMDB joint_positions.mat)")
+            points, names = pos[:, :, 0].T - 1.0, None
+        else:
+            raise ValueError("expected a .json, .csv or .mat file")
+        points = np.asarray(points, dtype=np.float64)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read points from {path}: {_one_line(e)}") from None
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"{path}: expected K >= 1 points (x, y), got shape {points.shape}")
+    return points, names
+
+
+def _coord(v) -> float:
+    return math.nan if v is None or (isinstance(v, str) and not v.strip()) else float(v)
+
+
+def _points_json(data) -> tuple[list, list[str] | None]:
+    if isinstance(data, dict) and "points" in data:
+        names = data.get("names")
+        data = data["points"]
+    elif isinstance(data, dict):
+        names, data = [str(k) for k in data], list(data.values())
+    else:
+        names = None
+    if not isinstance(data, list):
+        raise ValueError("expected a list of [x, y] pairs")
+    points = []
+    for p in data:
+        if not isinstance(p, (list, tuple)) or len(p) != 2:
+            raise ValueError(f"a point must be [x, y], got {p!r}")
+        points.append([_coord(v) for v in p])
+    if names is not None and len(names) != len(points):
+        raise ValueError(f"{len(names)} names for {len(points)} points")
+    return points, names
+
+
+def _points_csv(lines: list[str]) -> tuple[list, list[str] | None]:
+    rows = [r for r in csv.reader(lines) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError("no rows")
+    head = [c.strip().lower() for c in rows[0]]
+    if "x" in head and "y" in head:
+        ix, iy = head.index("x"), head.index("y")
+        iname = next((head.index(k) for k in ("name", "joint", "label") if k in head), None)
+        body = rows[1:]
+    else:
+        width = len(rows[0])
+        if width not in (2, 3):
+            raise ValueError("rows must be x,y or name,x,y (or give a header with x and y)")
+        ix, iy, iname = (0, 1, None) if width == 2 else (1, 2, 0)
+        body = rows
+    points = [[_coord(r[ix]), _coord(r[iy])] for r in body]
+    names = [r[iname].strip() for r in body] if iname is not None else None
+    return points, names
+
+
+def write_tracks(
+    folder: str | os.PathLike,
+    points: np.ndarray,
+    confidence: np.ndarray,
+    names: Sequence[str] | None = None,
+    frame_names: Sequence[str] | None = None,
+) -> tuple[Path, Path]:
+    """Write `tracks.csv` (one row per frame and point: frame, name, x, y, confidence;
+    empty x, y when not found) and `tracks.json` (`{"frames", "names", "points" [T][K][2],
+    "confidence" [T][K]}`, null when not found) into `folder`; returns both paths.
+
+    points: `[T, K, 2]` (x, y) pixels, NaN when not found; confidence: `[T, K]`.
+    """
+    points, confidence = np.asarray(points, np.float64), np.asarray(confidence, np.float64)
+    t, k = points.shape[:2]
+    if points.shape != (t, k, 2) or confidence.shape != (t, k):
+        raise ValueError(
+            f"need points [T, K, 2] and confidence [T, K], got {points.shape}, {confidence.shape}"
+        )
+    names = list(names) if names is not None else [str(i) for i in range(k)]
+    frames = list(frame_names) if frame_names is not None else [f"{i:05d}" for i in range(t)]
+    folder = Path(folder)
+    rows = ["frame,name,x,y,confidence"]
+    for i in range(t):
+        for j in range(k):
+            x, y = points[i, j]
+            xy = ",".join("" if math.isnan(v) else f"{v:.3f}" for v in (x, y))
+            rows.append(f"{_csv_cell(frames[i])},{_csv_cell(names[j])},{xy},{confidence[i, j]:.5f}")
+    data = {
+        "frames": frames,
+        "names": names,
+        "points": [
+            [None if np.isnan(p).any() else [round(float(v), 3) for v in p] for p in f]
+            for f in points
+        ],
+        "confidence": [[round(float(c), 5) for c in f] for f in confidence],
+    }
+    csv_path, json_path = folder / "tracks.csv", folder / "tracks.json"
+    _write_text(csv_path, "\n".join(rows) + "\n")
+    _write_text(json_path, json.dumps(data) + "\n")
+    return csv_path, json_path
+
+
+def _csv_cell(value: str) -> str:
+    return f'"{value.replace(chr(34), chr(34) * 2)}"' if any(c in value for c in ',"\n') else value
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ whatever the video's length.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ from einops import rearrange
 from . import affinity, labels
 from .backbones.base import Correspondence
 from .features import Encoder
-from .io import FrameSource, iter_frames, load_first_mask
+from .io import (
+    FrameSource,
+    iter_frames,
+    load_first_mask,
+    open_frames,
+    resize_frame,
+    resize_ids,
+    short_side_size,
+)
 from .presets import Preset, get_preset
 
 
@@ -67,7 +76,11 @@ class Propagator:
 
     `backbone`/`semantic` are `Correspondence` modules or registry names/paths; with two,
     their features are fused with `lam`. Parameters come from `preset` (default "davis",
-    or "davis-sfc" when fused) and keyword overrides.
+    or "davis-sfc" when fused) and keyword overrides. `short_side`: frames are resized
+    (bilinear, antialiased) to this shorter side before the backbone, so labels live on
+    the grid of the resized frame; None (default, the reference protocol) keeps them as
+    they are. A preset's own `short_side` (VIP's 560) is the dataset protocol that
+    `sfcprop eval` applies; it is not used here.
     """
 
     def __init__(
@@ -77,8 +90,11 @@ class Propagator:
         *,
         preset: str | Preset | None = None,
         device: str | torch.device | None = None,
+        short_side: int | None = None,
         **params,
     ) -> None:
+        short_side_size((1, 1), short_side)  # validates
+        self.short_side = short_side
         self.preset = get_preset(preset or ("davis" if semantic is None else "davis-sfc"), **params)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         fine = _resolve(backbone, self.device)
@@ -90,16 +106,29 @@ class Propagator:
         self.memory: Memory | None = None
         self.size: tuple[int, int] | None = None
 
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size a `height x width` frame is encoded at (after `short_side`)."""
+        return short_side_size((height, width), self.short_side)
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """The feature grid `(h, w)` of a `height x width` frame."""
+        return self.encoder.backbone.grid(*self.input_size(height, width))
+
     def start(self, frame: torch.Tensor, soft: torch.Tensor) -> None:
-        """Frame 0 (uint8 `[3, H, W]`) and its soft labels `[L, h, w]` on the feature grid."""
+        """Frame 0 (uint8 `[3, H, W]`) and its soft labels: `[L, h, w]` on the feature grid,
+        or float maps `[L, H, W]` at the frame's size (resized to the grid: bilinear,
+        half-pixel centres, no antialiasing, as masks are)."""
         feats = self._encode(frame)
-        if soft.ndim != 3 or tuple(soft.shape[1:]) != tuple(feats.shape[1:]):
+        grid, size = tuple(feats.shape[1:]), tuple(frame.shape[1:])
+        soft = torch.as_tensor(soft).to(self.device, torch.float32)
+        if soft.ndim == 3 and tuple(soft.shape[1:]) == size != grid:
+            soft = labels.resize_soft(soft, grid)
+        if soft.ndim != 3 or tuple(soft.shape[1:]) != grid:
             raise ValueError(
-                f"first labels must be [L, h, w] on the {tuple(feats.shape[1:])} feature grid, "
-                f"got {tuple(soft.shape)}"
+                f"first labels must be [L, h, w] on the {grid} feature grid or [L, H, W] at "
+                f"the frame's size {size}, got {tuple(soft.shape)}"
             )
-        self.size = tuple(frame.shape[1:])
-        soft = soft.to(self.device, torch.float32)
+        self.size = size
         self.memory = Memory((feats, soft), deque([(feats, soft)], maxlen=self.preset.context))
 
     def step(self, frame: torch.Tensor) -> torch.Tensor:
@@ -122,7 +151,10 @@ class Propagator:
             raise ValueError(
                 f"a frame must be uint8 [3, H, W], got {frame.dtype} {tuple(frame.shape)}"
             )
-        return self.encoder(frame[None].to(self.device))[0]
+        frame = frame.to(self.device)
+        if self.short_side is not None:
+            frame = resize_frame(frame, self.input_size(*frame.shape[1:]))
+        return self.encoder(frame[None])[0]
 
 
 @dataclass
@@ -150,6 +182,49 @@ def propagate_soft_iter(
         yield frame, propagator.step(frame)
 
 
+def propagate_iter(
+    frames: FrameSource,
+    first_mask,
+    backbone: Correspondence | str = "fc",
+    semantic: Correspondence | str | None = None,
+    *,
+    preset: str | Preset | None = None,
+    topk: int | None = None,
+    context: int | None = None,
+    radius: float | None = None,
+    temperature: float | None = None,
+    lam: float | None = None,
+    short_side: int | None = None,
+    device: str | torch.device | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """`propagate` one frame at a time: yields `(t, ids [H, W] uint8 (CPU), soft [L, h, w])`
+    as each frame is done, so a caller can write it and drop it (nothing accumulates).
+
+    Channel l of `soft` is id `labels.label_ids(first_mask)[l]` (0 first, then the
+    first mask's ids in increasing order). Arguments as `propagate`.
+    """
+    mask = load_first_mask(first_mask)
+    ids = labels.label_ids(mask)
+    prop = Propagator(
+        backbone,
+        semantic,
+        preset=preset,
+        device=device,
+        short_side=short_side,
+        topk=topk,
+        context=context,
+        radius=radius,
+        temperature=temperature,
+        lam=lam,
+    )
+    small = resize_ids(mask, prop.input_size(*mask.shape))  # nearest; unchanged at native size
+    first_soft = labels.to_grid(small, ids, prop.grid(*mask.shape))
+    stream = propagate_soft_iter(_same_size(iter_frames(frames), mask.shape), first_soft, prop)
+    for t, (_, soft) in enumerate(stream):
+        out = mask.to(torch.uint8) if t == 0 else labels.decode(soft, ids, prop.size).cpu()
+        yield t, out, soft
+
+
 def propagate(
     frames: FrameSource,
     first_mask,
@@ -162,6 +237,7 @@ def propagate(
     radius: float | None = None,
     temperature: float | None = None,
     lam: float | None = None,
+    short_side: int | None = None,
     device: str | torch.device | None = None,
     return_soft: bool = False,
     progress: bool = False,
@@ -169,34 +245,37 @@ def propagate(
     """Propagate the first frame's object mask through `frames`.
 
     frames: uint8 `[T, 3, H, W]` tensor, `[T, H, W, 3]` numpy array, list of PIL images
-    or image paths, or a folder of images (read one at a time). first_mask: `[H, W]`
-    integer ids (0 = background) or a palette/greyscale PNG path. Returns the ids of
-    every frame (frame 0: the given mask) and, with `return_soft`, the soft labels.
+    or image paths, a folder of images or a video file (read one at a time). first_mask:
+    `[H, W]` integer ids (0 = background) or a palette/greyscale PNG path. short_side:
+    resize frames to this shorter side before the backbone (bilinear, antialiased; the
+    first mask nearest) and decode the ids back at `H x W`; None: native size, the
+    reference protocol. Returns the ids of every frame (frame 0: the given mask) and,
+    with `return_soft`, the soft labels (on the grid of the resized frames). Only the ids
+    are kept in memory; see `propagate_iter` to stream them.
     """
     mask = load_first_mask(first_mask)
-    ids = labels.label_ids(mask)
-    prop = Propagator(
+    stream = propagate_iter(
+        frames,
+        mask,
         backbone,
         semantic,
         preset=preset,
-        device=device,
         topk=topk,
         context=context,
         radius=radius,
         temperature=temperature,
         lam=lam,
+        short_side=short_side,
+        device=device,
     )
-    grid = prop.encoder.backbone.grid(*mask.shape)
-    first_soft = labels.to_grid(mask, ids, grid)
-    stream = propagate_soft_iter(_same_size(iter_frames(frames), mask.shape), first_soft, prop)
     out_ids, out_soft = [], []
-    for t, (_, soft) in enumerate(_progress(stream, progress)):
-        out_ids.append(
-            mask.to(torch.uint8) if t == 0 else labels.decode(soft, ids, prop.size).cpu()
-        )
+    for _, ids, soft in _progress(stream, progress, frames):
+        out_ids.append(ids)
         if return_soft:
             out_soft.append(soft.cpu())
-    return Propagation(torch.stack(out_ids), ids, torch.stack(out_soft) if return_soft else None)
+    return Propagation(
+        torch.stack(out_ids), labels.label_ids(mask), torch.stack(out_soft) if return_soft else None
+    )
 
 
 def propagate_soft(
@@ -207,14 +286,18 @@ def propagate_soft(
     *,
     preset: str | Preset | None = None,
     device: str | torch.device | None = None,
+    short_side: int | None = None,
     progress: bool = False,
     **params,
 ) -> torch.Tensor:
-    """Propagate soft labels `[L, h, w]` given on frame 0's feature grid (keypoint maps,
-    part maps, any float maps); returns `[T, L, h, w]`."""
-    prop = Propagator(backbone, semantic, preset=preset, device=device, **params)
+    """Propagate soft labels (keypoint maps, part maps, any number of float maps) given
+    on frame 0's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to the
+    grid, bilinear); returns `[T, L, h, w]` as they are (no argmax, no normalisation)."""
+    prop = Propagator(
+        backbone, semantic, preset=preset, device=device, short_side=short_side, **params
+    )
     it = propagate_soft_iter(frames, torch.as_tensor(first_soft, dtype=torch.float32), prop)
-    return torch.stack([soft.cpu() for _, soft in _progress(it, progress)])
+    return torch.stack([soft.cpu() for _, soft in _progress(it, progress, frames)])
 
 
 def _same_size(frames: Iterator[torch.Tensor], size) -> Iterator[torch.Tensor]:
@@ -226,12 +309,22 @@ def _same_size(frames: Iterator[torch.Tensor], size) -> Iterator[torch.Tensor]:
         yield frame
 
 
-def _progress(it: Iterable, enabled: bool) -> Iterable:
+def _progress(it: Iterable, enabled: bool, frames: FrameSource = None) -> Iterable:
     if not enabled:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, unit="frame")
+    return tqdm(it, unit="frame", total=_count(frames))
+
+
+def _count(frames: FrameSource) -> int | None:
+    """The number of frames when known without decoding (for the progress bar)."""
+    if isinstance(frames, (str, os.PathLike)):
+        try:
+            return open_frames(frames).count
+        except (OSError, ValueError, ImportError):
+            return None  # reported when the frames are read
+    return len(frames) if hasattr(frames, "__len__") else None
 
 
 def _resolve(net: Correspondence | str, device: torch.device) -> Correspondence:
