@@ -5,9 +5,11 @@
     result.ids  # [T, H, W] uint8: the ids of the first mask on every frame
 """
 
+from . import viz  # sfcprop.viz.show(frames, result) in a notebook
 from .backbones import Correspondence, backbone, list_backbones
 from .presets import PRESETS, Preset, get_preset
-from .propagation import Propagation, Propagator, propagate, propagate_soft
+from .propagation import Propagation, Propagator, propagate, propagate_iter, propagate_soft
+from .tracking import Tracks, track_keypoints
 
 __version__ = "0.1.0"
 
@@ -22,4 +24,8 @@ __all__ = [
     "list_backbones",
     "propagate",
     "propagate_soft",
+    "propagate_iter",
+    "Tracks",
+    "track_keypoints",
+    "viz",
 ]

@@ -1,17 +1,30 @@
 """The `sfcprop` command: thin wrappers around the library.
 
-Exit codes: 0 success, 1 bad input or a failed run (one line on stderr), 2 bad usage.
+Exit codes: 0 success, 1 bad input or a failed run (one line on stderr), 2 bad usage
+(130 when interrupted). `propagate` and `track` write into a temporary folder beside
+`--out` and move it into place at the end, so a failed run leaves no output folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import json
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
 
 EXAMPLES = """examples:
   sfcprop demo                                   # generated clip, shipped model, no network
   sfcprop propagate frames/ first.png --out out/ # your own video (folder of frames)
+  sfcprop propagate clip.mp4 first.png --out out/ --short-side 480 --gif
+  sfcprop track clip.mp4 points.json --out tracks/ --gif
   sfcprop backbones                              # the registry: names, sources, cached?
   sfcprop eval davis --root DAVIS --backbone fc --out results/
   sfcprop train-fc --image-root images/ --out-dir runs/fc
@@ -45,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--frames", type=int, default=24, help="clip length (default: %(default)s)")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_propagate(sub)
+    _add_track(sub)
     for name, (_, _, help_) in DELEGATED.items():
         sub.add_parser(name, help=help_, add_help=False)
     return p
@@ -58,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
     args = _parser().parse_args(argv)
+    if args.command in ("propagate", "track"):
+        return _run_safely(_propagate if args.command == "propagate" else _track, args)
     try:
         if args.command == "demo":
             return _demo(args)
@@ -78,6 +95,381 @@ def _demo(args: argparse.Namespace) -> int:
         f"{summary['seconds']:8.1f}"
     )
     return 0
+
+
+# --------------------------------------------------------------------------- propagate, track
+
+PROPAGATE_EPILOG = """examples:
+  sfcprop propagate frames/ first.png --out masks/ --gif
+  sfcprop propagate clip.mp4 first.png --out out/ --short-side 480 --mp4 --overlays
+
+Writes <out>/<frame stem>.png (palette PNGs with the first mask's palette; a video's
+frames are 00000, 00001 ...), and with --overlays <out>/overlays/<stem>.jpg, with --gif
+<out>/overlay.gif, with --mp4 <out>/overlay.mp4. Video files need PyAV:
+pip install 'sfcprop[video]'. Exit codes: 0 ok, 1 bad input or failed run, 2 usage."""
+
+TRACK_EPILOG = """examples:
+  sfcprop track frames/ points.json --out tracks/ --gif
+  sfcprop track clip/ joint_positions.mat --out tracks/ --size 320x320 --gt joint_positions.mat
+
+POINTS: the points of the first frame, (x, y) 0-based pixels: .json ([[x, y], ...],
+{"name": [x, y], ...} or {"points": [...], "names": [...]}), .csv (header x,y[,name]
+or rows x,y / name,x,y) or JHMDB's joint_positions.mat (its first frame). Writes
+<out>/tracks.csv (frame,name,x,y,confidence), <out>/tracks.json and the overlays asked
+for; with --gt prints PCK@0.1 and PCK@0.2 (frame 0 skipped) and writes <out>/pck.json.
+Exit codes: 0 ok, 1 bad input or failed run, 2 usage."""
+
+GIF_MAX_SIDE = 480
+
+
+def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
+    from .presets import PRESETS
+
+    p.add_argument("--out", required=True, help="output folder (must not be the input folder)")
+    p.add_argument(
+        "--backbone",
+        default="fc",
+        help="registry name (see `sfcprop backbones`), checkpoint file, or module:callable "
+        "giving a Correspondence module (default: fc, the shipped model)",
+    )
+    p.add_argument("--semantic", help="a second backbone to fuse with (SFC), as --backbone")
+    p.add_argument("--preset", choices=sorted(PRESETS), help=preset_help)
+    g = p.add_argument_group("propagation parameters (override the preset)")
+    g.add_argument("--topk", type=int, help="keys kept per query cell")
+    g.add_argument("--context", type=int, help="preceding frames in memory (m)")
+    g.add_argument("--radius", type=float, help="short-term neighbourhood, feature cells")
+    g.add_argument("--temperature", type=float, help="softmax temperature")
+    g.add_argument("--lam", type=float, help="weight of --backbone when fused")
+    p.add_argument(
+        "--short-side",
+        type=int,
+        metavar="N",
+        help="resize frames to this shorter side before the backbone; outputs keep the "
+        "original size (default: native size, the reference protocol)",
+    )
+    o = p.add_argument_group("pictures")
+    o.add_argument("--overlays", action="store_true", help="write overlays/<stem>.jpg")
+    o.add_argument(
+        "--gif", action="store_true", help=f"write overlay.gif (at most {GIF_MAX_SIDE} px)"
+    )
+    o.add_argument("--mp4", action="store_true", help="write overlay.mp4 (needs PyAV)")
+    o.add_argument(
+        "--fps", type=float, help="frame rate of the GIF/mp4 (default: the video's, or 10)"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+
+
+def _add_propagate(sub) -> None:
+    p = sub.add_parser(
+        "propagate",
+        help="propagate a first-frame mask through your video",
+        description="Propagate the object mask of the first frame through a folder of "
+        "frames or a video file; write a mask per frame (and overlays).",
+        epilog=PROPAGATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("frames", metavar="FRAMES_OR_VIDEO", help="folder of frames or video file")
+    p.add_argument(
+        "first_mask",
+        metavar="FIRST_MASK",
+        help="ids of the first frame: palette or greyscale PNG (binary 0/255 is one "
+        "object) or an integer .npy",
+    )
+    _add_common(p, "parameter set (default: davis, or davis-sfc with --semantic)")
+
+
+def _add_track(sub) -> None:
+    p = sub.add_parser(
+        "track",
+        help="track points of the first frame through your video",
+        description="Track keypoints given on the first frame (JHMDB encoding and "
+        "decoding) through a folder of frames or a video file.",
+        epilog=TRACK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("frames", metavar="FRAMES_OR_VIDEO", help="folder of frames or video file")
+    p.add_argument("points", metavar="POINTS", help="first-frame points: .json, .csv or .mat")
+    _add_common(p, "parameter set (default: jhmdb, or jhmdb-sfc with --semantic)")
+    p.add_argument(
+        "--size",
+        type=_size,
+        metavar="HxW",
+        help="resize frames to exactly H x W before the backbone (JHMDB's protocol: 320x320)",
+    )
+    p.add_argument("--gt", metavar="MAT", help="JHMDB joint_positions.mat to score PCK against")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 320x320, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return h, w
+
+
+def _run_safely(command, args: argparse.Namespace) -> int:
+    """Run a command; any failure becomes one `sfcprop: error: ...` line and exit code 1."""
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print("sfcprop: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a failed run is reported, not traced
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        message = " ".join(str(message).split()) or type(e).__name__
+        print(f"sfcprop: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _propagate(args: argparse.Namespace) -> int:
+    from . import io
+    from .propagation import propagate_iter
+
+    frames = io.open_frames(args.frames)
+    out = _check_out(args, [args.frames, args.first_mask])
+    mask, palette = io.read_mask(args.first_mask)
+    mask = io.load_first_mask(mask)  # validates the dtype
+    palette = palette or io.DAVIS_PALETTE
+    tap = _Tap(frames)
+    stream = propagate_iter(
+        tap,
+        mask,
+        _net(args.backbone),
+        _net(args.semantic),
+        preset=args.preset,
+        topk=args.topk,
+        context=args.context,
+        radius=args.radius,
+        temperature=args.temperature,
+        lam=args.lam,
+        short_side=args.short_side,
+        device=args.device,
+    )
+    with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
+        n = 0
+        for t, ids, _ in _bar(stream, frames.count, args.quiet, "propagate"):
+            io.write_mask(tmp / f"{frames.name(t)}.png", ids, palette)
+            pictures.add(frames.name(t), lambda ids=ids: _overlay(tap.last, ids, palette))
+            n += 1
+    if not args.quiet:
+        print(f"wrote {n} masks to {out}{pictures.summary()}")
+    return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from . import io
+    from .tracking import JHMDB_JOINTS, track_keypoints_iter
+
+    frames = io.open_frames(args.frames)
+    out = _check_out(args, [args.frames, args.points, args.gt])
+    points, names = io.read_points(args.points)
+    if names is None:
+        names = list(JHMDB_JOINTS) if len(points) == len(JHMDB_JOINTS) else None
+    gt = io.read_joint_positions(args.gt) if args.gt else None
+    if gt is not None and gt.shape[1] != len(points):
+        raise ValueError(f"--gt has {gt.shape[1]} joints but {args.points} has {len(points)}")
+    if args.size is not None and args.short_side is not None:
+        raise ValueError("give --size or --short-side, not both")
+    tap = _Tap(frames)
+    stream = track_keypoints_iter(
+        tap,
+        points,
+        _net(args.backbone),
+        _net(args.semantic),
+        preset=args.preset,
+        size=args.size,
+        short_side=args.short_side,
+        topk=args.topk,
+        context=args.context,
+        radius=args.radius,
+        temperature=args.temperature,
+        lam=args.lam,
+        device=args.device,
+    )
+    tracked, confidence, stems = [], [], []
+    with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
+        for t, p, c in _bar(stream, frames.count, args.quiet, "track"):
+            tracked.append(p)
+            confidence.append(c)
+            stems.append(frames.name(t))
+            pictures.add(stems[-1], lambda p=p: _draw(tap.last, p))
+        io.write_tracks(tmp, np.stack(tracked), np.stack(confidence), names, stems)
+        scores = _pck(np.stack(tracked), gt, tmp) if gt is not None else None
+    if not args.quiet:
+        print(f"wrote {len(stems)} frames of {len(points)} tracks to {out}{pictures.summary()}")
+    if scores is not None:
+        n = scores.pop("frames")
+        print(
+            " ".join(f"{k} {v:.1f}" for k, v in scores.items()) + f"  ({n} frames, frame 0 "
+            "skipped; percent)"
+        )
+    return 0
+
+
+def _pck(pred: np.ndarray, gt: np.ndarray, folder: Path) -> dict:
+    from . import metrics
+
+    n = min(len(pred), len(gt))
+    if n < 2:
+        raise ValueError("PCK needs at least 2 frames with ground truth (frame 0 is skipped)")
+    scores = {f"PCK@{a}": metrics.pck(pred[1:n], gt[1:n], a) for a in (0.1, 0.2)}
+    (folder / "pck.json").write_text(json.dumps({**scores, "frames": n - 1}) + "\n")
+    return {**scores, "frames": n - 1}
+
+
+def _net(spec: str | None):
+    """A backbone argument: registry names and files pass through to the library;
+    `module:callable` is imported and called (a module given as an instance is used)."""
+    if spec is None or ":" not in spec or Path(spec).exists():
+        return spec
+    module, _, attr = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot import backbone {spec!r}: {e}") from None
+    return obj() if isinstance(obj, type) or not hasattr(obj, "forward") else obj
+
+
+def _check_out(args: argparse.Namespace, inputs: Sequence[str | None]) -> Path:
+    """`--out` as a Path, refused when it is an input folder, a file, a non-empty folder
+    without --force, or (with --force) a folder holding an input."""
+    out = Path(args.out).resolve()
+    given = [Path(p).resolve() for p in inputs if p is not None]
+    for p in given:
+        if p == out:
+            raise ValueError(f"--out {args.out} is an input; write the results elsewhere")
+    if out.exists():
+        if not out.is_dir():
+            raise ValueError(f"--out {args.out} exists and is not a folder")
+        if any(out.iterdir()):
+            if not args.force:
+                raise ValueError(
+                    f"--out {args.out} exists and is not empty; pass --force to replace it"
+                )
+            inside = [p for p in given if out in p.parents]
+            if inside:
+                raise ValueError(f"--out {args.out} holds the input {inside[0]}; not replacing it")
+    return out
+
+
+@contextlib.contextmanager
+def _staging(out: Path, force: bool) -> Iterator[Path]:
+    """A temporary folder beside `out`, moved to `out` when the block succeeds and
+    removed (with any parent folders made for it) when it fails."""
+    made = next((p for p in reversed(out.parents) if not p.exists()), None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():  # empty, or --force: checked before the run
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+class _Tap:
+    """Frames that remember the last one read (the frame whose result comes next)."""
+
+    def __init__(self, frames) -> None:
+        self.frames, self.last = frames, None
+
+    def __iter__(self):
+        for frame in self.frames:
+            self.last = frame
+            yield frame
+
+
+class _Pictures:
+    """The overlays a run asked for: JPEGs, a GIF (shrunk), an mp4 (streamed)."""
+
+    def __init__(self, folder: Path, args: argparse.Namespace, frames) -> None:
+        from . import io
+
+        self.folder, self.args = folder, args
+        self.fps = args.fps or frames.fps or 10
+        self.gif: list = []
+        self.video = None
+        if args.mp4:
+            io.require_av()  # fail before the run, not after it
+        if args.overlays:
+            (folder / "overlays").mkdir()
+
+    def __enter__(self) -> _Pictures:
+        return self
+
+    def add(self, stem: str, draw) -> None:
+        """Add frame `stem`; `draw()` makes its picture (called only when one is wanted)."""
+        args = self.args
+        if not (args.overlays or args.gif or args.mp4):
+            return
+        image = draw()
+        if args.overlays:
+            image.save(self.folder / "overlays" / f"{stem}.jpg", quality=90)
+        if args.gif:
+            small = image.copy()
+            small.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE))
+            self.gif.append(small.quantize(colors=255))
+        if args.mp4:
+            from .io import VideoWriter
+
+            if self.video is None:
+                self.video = VideoWriter(self.folder / "overlay.mp4", self.fps)
+            self.video.write(image)
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None:
+            if self.video is not None:
+                self.video.abort()
+            return
+        from .viz import save_gif
+
+        if self.gif:
+            save_gif(self.gif, self.folder / "overlay.gif", self.fps)
+        if self.video is not None:
+            self.video.close()
+
+    def summary(self) -> str:
+        parts = [
+            name
+            for name, on in (
+                ("overlays/", self.args.overlays),
+                ("overlay.gif", self.args.gif),
+                ("overlay.mp4", self.args.mp4),
+            )
+            if on
+        ]
+        return f" (+ {', '.join(parts)})" if parts else ""
+
+
+def _overlay(frame, ids, palette):
+    from .viz import overlay
+
+    return overlay(frame, ids, palette)
+
+
+def _draw(frame, points):
+    from .viz import draw_keypoints
+
+    return draw_keypoints(frame, points)
+
+
+def _bar(it, total: int | None, quiet: bool, what: str):
+    from tqdm.auto import tqdm
+
+    with tqdm(it, total=total, unit="frame", desc=what, disable=quiet, file=sys.stderr) as bar:
+        yield from bar
 
 
 if __name__ == "__main__":
