@@ -1,0 +1,271 @@
+"""Frames in (folders, video files, arrays), masks and points in, masks, videos and tracks out;
+short-side resizing and streaming through `propagate`."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from toys import PooledColour
+
+from sfcprop import io, labels
+from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate_soft
+from sfcprop.synthetic import generate_clip
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return generate_clip(num_frames=6, height=48, width=80, seed=2)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return PooledColour().eval()
+
+
+def _save_frames(folder, frames, names):
+    folder.mkdir()
+    for name, f in zip(names, frames, strict=True):
+        Image.fromarray(f.permute(1, 2, 0).numpy()).save(folder / name)
+    return folder
+
+
+def _lossless_video(path, frames, fps=12):
+    with io.VideoWriter(path, fps, lossless=True) as writer:
+        for f in frames:
+            writer.write(f)
+    return path
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def test_palette_png_round_trip_keeps_ids_and_palette(tmp_path):
+    ids = np.random.default_rng(0).integers(0, 7, (20, 30)).astype(np.uint8)
+    palette = list(np.random.default_rng(1).integers(0, 256, 768))
+    io.write_mask(tmp_path / "m.png", ids, palette)
+    back, pal = io.read_mask(tmp_path / "m.png")
+    assert np.array_equal(back, ids) and back.dtype == np.uint8
+    assert pal[:768] == palette
+    io.write_mask(tmp_path / "d.png", torch.from_numpy(ids))  # default: the DAVIS palette
+    assert io.read_mask(tmp_path / "d.png")[1][:768] == io.DAVIS_PALETTE
+    assert list(tmp_path.iterdir()) != [] and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_binary_greyscale_and_npy_masks(tmp_path):
+    binary = np.zeros((10, 12), np.uint8)
+    binary[2:5, 3:9] = 255
+    Image.fromarray(binary).save(tmp_path / "b.png")
+    ids, pal = io.read_mask(tmp_path / "b.png")
+    assert pal is None and set(np.unique(ids)) == {0, 1}
+    np.save(tmp_path / "m.npy", (binary // 255 * 3).astype(np.int32))
+    assert set(np.unique(io.load_first_mask(tmp_path / "m.npy")).tolist()) == {0, 3}
+    Image.fromarray(np.stack([binary] * 3, -1)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match="palette"):
+        io.read_mask(tmp_path / "rgb.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot read mask"):
+        io.read_mask(tmp_path / "bad.png")
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_folder_natural_order_and_names(clip, tmp_path):
+    names = [f"f{i * 5}.png" for i in range(6)]  # f5 before f10
+    folder = _save_frames(tmp_path / "frames", clip.frames, names)
+    (folder / "notes.txt").write_text("ignored")
+    frames = io.open_frames(folder)
+    assert frames.count == 6 and frames.folder == folder
+    assert [frames.name(t) for t in range(6)] == [n[:-4] for n in names]
+    assert torch.equal(torch.stack(list(frames)), clip.frames)
+    arrays = io.open_frames(clip.frames.permute(0, 2, 3, 1).numpy())
+    assert arrays.count == 6 and arrays.name(3) == "00003"
+
+
+def test_frame_source_errors(clip, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        io.open_frames(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no such folder of frames or video"):
+        io.open_frames(tmp_path / "missing")
+    one = _save_frames(tmp_path / "one", clip.frames[:1], ["a.png"])
+    with pytest.raises(ValueError, match="single image"):
+        io.open_frames(one / "a.png")
+    dup = _save_frames(tmp_path / "dup", clip.frames[:2], ["a.png", "a.jpg"])
+    with pytest.raises(ValueError, match="share the name 'a'"):
+        io.open_frames(dup)
+
+
+def test_lossless_video_round_trip(clip, tmp_path):
+    pytest.importorskip("av")
+    path = _lossless_video(tmp_path / "clip.mp4", clip.frames)
+    reader = io.VideoReader(path)
+    assert reader.size == (48, 80) and reader.num_frames == 6 and reader.fps == pytest.approx(12)
+    assert torch.equal(torch.stack(list(reader)), clip.frames)
+    frames = io.open_frames(str(path))
+    assert frames.count == 6 and frames.fps == pytest.approx(12) and frames.name(2) == "00002"
+    assert torch.equal(torch.stack(list(io.iter_frames(path))), clip.frames)
+    assert not [p for p in tmp_path.iterdir() if p.name != "clip.mp4"]  # no temp file left
+
+
+def test_rejected_video_and_missing_pyav(tmp_path, monkeypatch):
+    pytest.importorskip("av")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="cannot decode video"):
+        io.open_frames(bad)
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    with pytest.raises(ImportError, match=r"pip install 'sfcprop\[video\]'"):
+        io.open_frames(bad)
+
+
+def test_video_writer_pads_odd_sizes_and_refuses_mixed(tmp_path):
+    av = pytest.importorskip("av")
+    frames = torch.randint(0, 256, (3, 3, 15, 21), dtype=torch.uint8)
+    with io.VideoWriter(tmp_path / "v.mp4", 5) as w:
+        for f in frames:
+            w.write(f)
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        s = c.streams.video[0]
+        assert (s.frames, s.codec_context.width, s.codec_context.height) == (3, 22, 16)
+    with (
+        pytest.raises(ValueError, match="all video frames"),
+        io.VideoWriter(tmp_path / "x.mp4") as w,
+    ):
+        w.write(frames[0])
+        w.write(frames[0][:, :8])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+# --------------------------------------------------------------------------- resizing
+
+
+def test_sizes_and_resizing():
+    assert io.short_side_size((480, 854), 240) == (240, 427)
+    assert io.short_side_size((854, 480), 480) == (854, 480)
+    assert io.short_side_size((48, 80), None) == (48, 80)
+    with pytest.raises(ValueError, match="short_side"):
+        io.short_side_size((48, 80), 0)
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 5, (37, 53)))
+    for size in [(20, 30), (74, 106)]:
+        pil = Image.fromarray(ids.numpy().astype(np.uint8)).resize(size[::-1], Image.NEAREST)
+        assert np.array_equal(io.resize_ids(ids, size).numpy(), np.asarray(pil))
+    frame = torch.full((3, 40, 60), 200, dtype=torch.uint8)
+    small = io.resize_frame(frame, (20, 30))
+    assert small.shape == (3, 20, 30) and small.dtype == torch.uint8 and (small == 200).all()
+
+
+def test_short_side_at_native_size_is_the_reference(clip, net):
+    mask = clip.masks[0].long()
+    ref = propagate(clip.frames, mask, net, topk=5, context=2, radius=4, return_soft=True)
+    same = propagate(
+        clip.frames, mask, net, topk=5, context=2, radius=4, short_side=48, return_soft=True
+    )
+    assert torch.equal(same.ids, ref.ids) and torch.equal(same.soft, ref.soft)
+
+
+def test_short_side_outputs_at_the_original_size(clip, net):
+    mask = clip.masks[0].long()
+    out = propagate(
+        clip.frames, mask, net, topk=5, context=2, radius=4, short_side=24, return_soft=True
+    )
+    assert out.ids.shape == (6, 48, 80) and torch.equal(out.ids[0], mask.to(torch.uint8))
+    assert out.soft.shape == (6, 3, 3, 5)  # the grid of the 24 x 40 frames
+    # by hand: frames resized, mask resized nearest, soft labels decoded at 48 x 80
+    prop = Propagator(net, topk=5, context=2, radius=4)
+    small = io.resize_ids(mask, (24, 40))
+    prop.start(io.resize_frame(clip.frames[0], (24, 40)), labels.to_grid(small, [0, 1, 2], (3, 5)))
+    soft = prop.step(io.resize_frame(clip.frames[1], (24, 40)))
+    torch.testing.assert_close(soft, out.soft[1])
+    assert torch.equal(labels.decode(soft, [0, 1, 2], (48, 80)), out.ids[1])
+
+
+def test_full_size_soft_maps_are_resized_to_the_grid(clip, net):
+    rng = np.random.default_rng(0)
+    maps = torch.from_numpy(rng.random((4, 48, 80))).float()  # any number of float maps
+    grid = labels.resize_soft(maps, (6, 10))
+    a = propagate_soft(clip.frames, maps, net, context=2)
+    b = propagate_soft(clip.frames, grid, net, context=2)
+    assert a.shape == (6, 4, 6, 10)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="feature grid"):
+        propagate_soft(clip.frames, maps[:, :20], net)
+
+
+def test_propagate_iter_streams_lazily(clip, net, tmp_path):
+    pulled = []
+
+    def frames():
+        for t, f in enumerate(clip.frames):
+            pulled.append(t)
+            yield f
+
+    ref = propagate(clip.frames, clip.masks[0].long(), net, context=2)
+    for t, ids, soft in propagate_iter(frames(), clip.masks[0].long(), net, context=2):
+        assert pulled[-1] == t  # one frame read per result: nothing buffered
+        assert torch.equal(ids, ref.ids[t]) and soft.shape == (3, 6, 10)
+
+
+def test_propagate_reads_a_video_file_like_its_frames(clip, net, tmp_path):
+    pytest.importorskip("av")
+    path = _lossless_video(tmp_path / "clip.mp4", clip.frames)
+    mask = clip.masks[0].long()
+    assert torch.equal(propagate(path, mask, net).ids, propagate(clip.frames, mask, net).ids)
+
+
+# --------------------------------------------------------------------------- points and tracks
+
+
+def test_read_points_in_every_form(tmp_path):
+    want = np.array([[10.0, 20.0], [30.5, 4.0]])
+    forms = {
+        "a.json": json.dumps([[10, 20], [30.5, 4]]),
+        "b.json": json.dumps({"head": [10, 20], "hand": [30.5, 4]}),
+        "c.json": json.dumps({"points": [[10, 20], [30.5, 4]], "names": ["head", "hand"]}),
+        "d.csv": "name,x,y\nhead,10,20\nhand,30.5,4\n",
+        "e.csv": "10,20\n30.5,4\n",
+        "f.csv": "head,10,20\nhand,30.5,4\n",
+        "g.csv": "y,x\n20,10\n4,30.5\n",
+    }
+    for name, text in forms.items():
+        (tmp_path / name).write_text(text)
+        points, names = io.read_points(tmp_path / name)
+        np.testing.assert_array_equal(points, want, err_msg=name)
+        assert names in (None, ["head", "hand"]), name
+    (tmp_path / "nan.json").write_text("[[1, 2], [null, null]]")
+    assert np.isnan(io.read_points(tmp_path / "nan.json")[0][1]).all()
+    for name, text in {
+        "x.json": "{",
+        "y.csv": "1,2,3,4\n",
+        "z.txt": "1 2",
+        "w.json": "[[1]]",
+    }.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match="cannot read points"):
+            io.read_points(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        io.read_points(tmp_path / "none.json")
+
+
+def test_read_points_from_jhmdb_mat(data_dir):
+    mat = next((data_dir / "jhmdb-sample" / "joint_positions").glob("*/*/joint_positions.mat"))
+    points, names = io.read_points(mat)
+    gt = io.read_joint_positions(mat)
+    assert points.shape == (15, 2) and gt.shape == (40, 15, 2) and names is None
+    np.testing.assert_array_equal(points, gt[0])
+    assert points[0, 0] == pytest.approx(285.5)  # 1-based 286.5 in the file
+
+
+def test_write_tracks(tmp_path):
+    points = np.array([[[1.0, 2.0], [3.0, 4.0]], [[1.5, 2.5], [np.nan, np.nan]]])
+    conf = np.array([[1.0, 1.0], [0.5, 0.0]])
+    csv_path, json_path = io.write_tracks(tmp_path, points, conf, ["a", "b,c"], ["x1", "x2"])
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "frame,name,x,y,confidence"
+    assert lines[3] == "x2,a,1.500,2.500,0.50000" and lines[4] == 'x2,"b,c",,,0.00000'
+    data = json.loads(json_path.read_text())
+    assert data["points"][1] == [[1.5, 2.5], None] and data["names"] == ["a", "b,c"]
+    assert data["frames"] == ["x1", "x2"] and data["confidence"][1] == [0.5, 0.0]
