@@ -89,7 +89,7 @@ def local_topk(
     radius: float,
     k: int,
     temperature: float,
-    tile: int = 8,
+    tile: int | None = None,
     max_window_elems: int = 1 << 22,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of `query . key / temperature` over the keys strictly within `radius` cells.
@@ -104,7 +104,7 @@ def local_topk(
     if radius <= 0:
         raise ValueError(f"radius must be > 0 feature cells, got {radius}")
     c, h, w = query.shape
-    t = tile
+    t = tile or min(16, max(8, round(radius)))  # measured best on CPU for radius 12-15
     reach = min(math.ceil(radius) - 1, max(h, w) - 1)
     s = t + 2 * reach
     nby, nbx = -(-h // t), -(-w // t)

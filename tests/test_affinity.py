@@ -103,3 +103,21 @@ def test_merge_topk_is_joint():
 def test_query_key_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         affinity.local_topk(unit(4, 5, 5, seed=0), unit(4, 5, 6, seed=0), 3, 5, 0.1)
+
+
+@pytest.mark.parametrize("radius", [2, 4.5, 12])
+def test_tile_size_does_not_change_the_result(radius):
+    q, keys = unit(16, 19, 23, seed=5), unit(16, 19, 23, seed=6)
+    ref_vals, ref_idx = affinity.local_topk(q, keys, radius, 7, 0.1, tile=1)
+    for tile in (3, 8, 16, None):
+        vals, idx = affinity.local_topk(q, keys, radius, 7, 0.1, tile=tile)
+        k = min(vals.shape[1], ref_vals.shape[1])
+        torch.testing.assert_close(vals[:, :k], ref_vals[:, :k], atol=1e-5, rtol=0)
+        # same keys, wherever the ranking is not a near-tie
+        v = ref_vals[:, :k]
+        gap = torch.minimum(
+            torch.cat([v[:, :1] - v[:, 1:2] + 1, v[:, :-1] - v[:, 1:]], 1),
+            torch.cat([v[:, :-1] - v[:, 1:], torch.ones_like(v[:, :1])], 1),
+        )
+        clear = (gap > 1e-4) & (v > float("-inf"))
+        assert torch.equal(idx[:, :k][clear], ref_idx[:, :k][clear])
