@@ -15,6 +15,15 @@ from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate
 from sfcprop.synthetic import generate_clip
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and fair to a machine shared with others."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def clip():
     return generate_clip(num_frames=6, height=48, width=80, seed=2)

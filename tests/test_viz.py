@@ -11,6 +11,15 @@ from sfcprop import Propagation, Tracks, viz
 from sfcprop.io import DAVIS_PALETTE
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and fair to a machine shared with others."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _frames(n=3, h=40, w=60):
     return torch.full((n, 3, h, w), 100, dtype=torch.uint8)
 

@@ -1,0 +1,301 @@
+"""`sfcprop propagate` and `sfcprop track`: end to end (generated clip, SegTrack v2 bmx, a
+DAVIS sequence as a lossless mp4, the JHMDB sample), outputs, and bad inputs (one error
+line, exit code 1, no output folder)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from toys import PooledColour
+
+from sfcprop import cli, io, propagate
+from sfcprop.synthetic import generate_clip
+
+TOY = "toys:PooledColour"  # tests/toys.py, importable while pytest runs
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and fair to a machine shared with others."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(capsys, *argv):
+    rc = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def assert_failed(rc, err, out_dir: Path, message: str):
+    """Exit code 1, exactly one `sfcprop: error:` line, no traceback, no output folder
+    and no temporary folder left beside it."""
+    assert rc == 1, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("sfcprop: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert message in lines[0], lines[0]
+    assert not out_dir.exists()
+    if out_dir.parent.exists():
+        assert not [p for p in out_dir.parent.iterdir() if p.name.startswith(f".{out_dir.name}.")]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return generate_clip(num_frames=5, height=48, width=80, seed=3)
+
+
+@pytest.fixture
+def inputs(clip, tmp_path):
+    """A frames folder (f0.png, f3.png, ...) and its first mask with a custom palette."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(clip.frames):
+        Image.fromarray(f.permute(1, 2, 0).numpy()).save(folder / f"f{i * 3}.png")
+    palette = [0, 0, 0, 250, 10, 10, 10, 10, 250] + [7] * (768 - 9)
+    io.write_mask(tmp_path / "first.png", clip.masks[0], palette)
+    return folder, tmp_path / "first.png", palette
+
+
+def _video(frames, path):
+    pytest.importorskip("av")
+    with io.VideoWriter(path, 10, lossless=True) as w:  # libx264rgb, crf 0: exact RGB
+        for f in frames:
+            w.write(f)
+    return path
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_help_shows_examples(capsys):
+    for command in ("propagate", "track"):
+        with pytest.raises(SystemExit) as e:
+            cli.main([command, "--help"])
+        assert e.value.code == 0
+        assert f"sfcprop {command} " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["propagate", "frames/"])  # missing FIRST_MASK and --out: usage
+    assert e.value.code == 2
+
+
+def test_propagate_writes_masks_overlays_and_animations(inputs, clip, tmp_path, capsys):
+    folder, first, palette = inputs
+    out = tmp_path / "out"
+    pictures = ["--gif", "--overlays"] + (["--mp4"] if _has_av() else [])
+    argv = ["propagate", folder, first, "--out", out, "--backbone", TOY, "--context", 2]
+    rc, stdout, err = run(capsys, *argv, *pictures)
+    assert rc == 0, err
+    assert "wrote 5 masks" in stdout and "100%" in err  # summary and progress bar
+    stems = [f"f{i * 3}" for i in range(5)]
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{s}.png" for s in stems)
+    want = propagate(clip.frames, clip.masks[0].long(), PooledColour().eval(), context=2).ids
+    for t, stem in enumerate(stems):
+        ids, pal = io.read_mask(out / f"{stem}.png")
+        assert np.array_equal(ids, want[t].numpy()) and pal[:768] == palette
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == sorted(f"{s}.jpg" for s in stems)
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == 5
+    if _has_av():
+        assert len(list(io.VideoReader(out / "overlay.mp4"))) == 5
+    assert len(list(folder.iterdir())) == 5  # nothing written into the input folder
+
+    rc, _, err = run(capsys, "propagate", folder, first, "--out", out, "--backbone", TOY)
+    assert rc == 1 and "pass --force" in err  # an existing result is not overwritten
+    rc, stdout, err = run(
+        capsys, "propagate", folder, first, "--out", out, "--backbone", TOY, "--force", "--quiet"
+    )
+    assert rc == 0 and stdout == "" and err == ""
+    assert not (out / "overlay.gif").exists()  # replaced as a whole
+
+
+def test_segtrack_bmx_clip(data_dir, tmp_path, capsys):
+    root = data_dir / "segtrackv2-bmx"
+    frames = sorted((root / "Images" / "bmx").glob("*.png"))[:6]
+    folder = tmp_path / "bmx"
+    folder.mkdir()
+    for p in frames:
+        shutil.copy(p, folder / p.name)
+    grey = np.asarray(Image.open(root / "Annotations" / "bmx" / frames[0].name).convert("L"))
+    Image.fromarray(((grey >= 128) * 255).astype(np.uint8)).save(tmp_path / "first.png")
+    out = tmp_path / "masks"
+    argv = ["propagate", folder, tmp_path / "first.png", "--out", out, "--backbone", TOY]
+    rc, _, err = run(capsys, *argv, "--quiet")
+    assert rc == 0, err
+    want = propagate(folder, tmp_path / "first.png", PooledColour().eval()).ids
+    assert want.shape == (6, 360, 640) and set(np.unique(want.numpy())) <= {0, 1}
+    for t, p in enumerate(frames):
+        ids, pal = io.read_mask(out / f"{p.stem}.png")
+        assert np.array_equal(ids, want[t].numpy()) and pal[:768] == io.DAVIS_PALETTE
+
+
+def test_davis_as_an_mp4_gives_the_masks_of_its_frames(data_dir, tmp_path, capsys):
+    """The frames of a DAVIS sequence, and the same frames in a lossless mp4 (libx264rgb,
+    crf 0, which decodes to exactly the RGB written), give the same masks. Backbone: a
+    random-weight ResNet-18 checkpoint file, frames at a short side of 96 px."""
+    pytest.importorskip("av")
+    import torchvision
+
+    seq = data_dir / "davis2016" / "JPEGImages" / "480p" / "bmx-trees"
+    first = data_dir / "davis2016" / "Annotations2017first" / "bmx-trees" / "00000.png"
+    folder = tmp_path / "bmx-trees"
+    folder.mkdir()
+    for p in sorted(seq.glob("*.jpg"))[:4]:
+        shutil.copy(p, folder / p.name)
+    video = _video(io.open_frames(folder), tmp_path / "bmx-trees.mp4")
+    torch.manual_seed(0)
+    ckpt = tmp_path / "random-r18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), ckpt)
+    common = ["--backbone", ckpt, "--short-side", 96, "--quiet"]
+    rc, _, err = run(capsys, "propagate", folder, first, "--out", tmp_path / "a", *common)
+    assert rc == 0, err
+    rc, _, err = run(capsys, "propagate", video, first, "--out", tmp_path / "b", *common)
+    assert rc == 0, err
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == [f"{t:05d}.png" for t in range(4)]  # DAVIS frames are 00000.jpg ...
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        a, pal = io.read_mask(tmp_path / "a" / name)
+        b, _ = io.read_mask(tmp_path / "b" / name)
+        assert a.shape == (480, 854) and np.array_equal(a, b)
+        assert pal == io.read_mask(first)[1]  # the first mask's palette
+
+
+def test_track_jhmdb_sample_prints_pck(data_dir, tmp_path, capsys):
+    root = data_dir / "jhmdb-sample"
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for p in sorted((root / "Rename_Images").glob("*/*/*.png"))[:10]:
+        shutil.copy(p, folder / p.name)
+    mat = next((root / "joint_positions").glob("*/*/joint_positions.mat"))
+    points = tmp_path / "points.json"
+    points.write_text(json.dumps(io.read_points(mat)[0].tolist()))
+    out = tmp_path / "tracks"
+    argv = ["track", folder, points, "--out", out, "--backbone", TOY, "--size", "320x320"]
+    rc, stdout, err = run(capsys, *argv, "--gt", mat, "--gif", "--quiet")
+    assert rc == 0, err
+    line = next(ln for ln in stdout.splitlines() if "PCK@0.2" in ln)
+    pck = json.loads((out / "pck.json").read_text())
+    assert f"PCK@0.2 {pck['PCK@0.2']:.1f}" in line and pck["frames"] == 9
+    assert 0 <= pck["PCK@0.1"] <= pck["PCK@0.2"] <= 100
+    rows = (out / "tracks.csv").read_text().splitlines()
+    assert len(rows) == 1 + 10 * 15 and rows[1].startswith("00001,neck,285.500,105.500,1.0")
+    tracks = json.loads((out / "tracks.json").read_text())
+    assert len(tracks["points"]) == 10 and tracks["names"][2] == "face"
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == 10
+
+
+@pytest.mark.skipif(
+    not (REPO / "weights" / "fc-r18-sfcprop.safetensors").is_file(),
+    reason="the shipped model weights/fc-r18-sfcprop.safetensors is not there yet",
+)
+def test_default_backbone_is_the_shipped_model(inputs, tmp_path, capsys):
+    folder, first, _ = inputs
+    rc, _, err = run(capsys, "propagate", folder, first, "--out", tmp_path / "out", "--quiet")
+    assert rc == 0, err
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def _case(name, clip, tmp_path, inputs):
+    folder, first, _ = inputs
+    if name == "mask of another size":
+        io.write_mask(tmp_path / "small.png", clip.masks[0][:40])
+        return ["propagate", folder, tmp_path / "small.png"], "first mask is (40, 80)"
+    if name == "points outside the frame":
+        (tmp_path / "p.json").write_text("[[10, 10], [500, 20]]")
+        return ["track", folder, tmp_path / "p.json"], "point 1 (x=500, y=20) is outside"
+    if name == "empty folder":
+        (tmp_path / "empty").mkdir()
+        return ["propagate", tmp_path / "empty", first], "no image files"
+    if name == "unreadable frame":  # found after some masks are written
+        (folder / "f12.png").write_bytes(b"\x89PNG broken")
+        return ["propagate", folder, first], "cannot read image"
+    if name == "unreadable mask":
+        (tmp_path / "bad.png").write_bytes(b"garbage")
+        return ["propagate", folder, tmp_path / "bad.png"], "cannot read mask"
+    if name == "rejected video":
+        pytest.importorskip("av")
+        (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+        return ["propagate", tmp_path / "clip.mp4", first], "cannot decode video"
+    if name == "out is the input folder":
+        return ["propagate", folder, first, "--out", folder], "is an input"
+    if name == "missing points file":
+        return ["track", folder, tmp_path / "none.csv"], "no such points file"
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mask of another size",
+        "points outside the frame",
+        "empty folder",
+        "unreadable frame",
+        "unreadable mask",
+        "rejected video",
+        "out is the input folder",
+        "missing points file",
+    ],
+)
+def test_bad_inputs_give_one_error_line(name, clip, tmp_path, inputs, capsys):
+    argv, message = _case(name, clip, tmp_path, inputs)
+    out = tmp_path / "results" / "out"  # parent folders made for it go too
+    if "--out" not in argv:
+        argv += ["--out", out]
+    before = sorted(p.name for p in inputs[0].iterdir())
+    rc, _, err = run(capsys, *argv, "--backbone", TOY)
+    if name == "out is the input folder":
+        assert rc == 1 and "is an input" in err
+        assert sorted(p.name for p in inputs[0].iterdir()) == before
+        return
+    assert_failed(rc, err, out, message)
+    assert not (tmp_path / "results").exists()
+    assert sorted(p.name for p in inputs[0].iterdir()) == before
+
+
+def test_without_pyav_a_video_names_the_extra(inputs, tmp_path, capsys, monkeypatch):
+    folder, first, _ = inputs
+    (tmp_path / "clip.mp4").write_bytes(b"anything")
+    monkeypatch.setitem(sys.modules, "av", None)
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, "propagate", tmp_path / "clip.mp4", first, "--out", out)
+    assert_failed(rc, err, out, "pip install 'sfcprop[video]'")
+    rc, _, err = run(capsys, "propagate", folder, first, "--out", out, "--mp4", "--backbone", TOY)
+    assert_failed(rc, err, out, "pip install 'sfcprop[video]'")
+
+
+def test_exit_code_and_stderr_of_a_real_process(tmp_path):
+    """The whole of stderr is the one error line (usage errors, code 2: test_help...)."""
+    (tmp_path / "empty").mkdir()
+    cmd = [sys.executable, "-m", "sfcprop.cli", "propagate", tmp_path / "empty", "m.png"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    bad = subprocess.run(
+        [*map(str, cmd), "--out", str(tmp_path / "o")], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        f"sfcprop: error: no image files (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in "
+        f"{tmp_path / 'empty'}"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def _has_av() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
