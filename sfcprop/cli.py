@@ -411,6 +411,8 @@ class _Pictures:
 
     def add(self, stem: str, draw) -> None:
         """Add frame `stem`; `draw()` makes its picture (called only when one is wanted)."""
+        from .viz import gif_frame
+
         args = self.args
         if not (args.overlays or args.gif or args.mp4):
             return
@@ -420,7 +422,7 @@ class _Pictures:
         if args.gif:
             small = image.copy()
             small.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE))
-            self.gif.append(small.quantize(colors=255))
+            self.gif.append(gif_frame(small))
         if args.mp4:
             from .io import VideoWriter
 
