@@ -58,7 +58,7 @@ def tiny_config(image_root, out_dir, **kw) -> TrainConfig:
         image_root=str(image_root),
         img_size=32,
         batch_size=4,
-        iterations=40,
+        iterations=24,
         proj_hidden=64,
         proj_dim=32,
         threads=1,
@@ -72,7 +72,7 @@ def tiny_config(image_root, out_dir, **kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def short_run(image_root, tmp_path_factory):
-    """40 iterations of 32px crops, batch 4, on the 8 images: (config, losses)."""
+    """24 iterations of 32px crops, batch 4, on the 8 images: (config, losses)."""
     cfg = tiny_config(image_root, tmp_path_factory.mktemp("run"))
     return cfg, train(cfg)
 
@@ -197,13 +197,13 @@ def test_batches_restart_exactly_at_a_step(image_root):
 def test_loss_falls_over_a_short_run(short_run):
     cfg, losses = short_run
     assert len(losses) == cfg.iterations and all(np.isfinite(losses))
-    assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.5
+    assert np.mean(losses[-6:]) < np.mean(losses[:6]) - 0.5
     ckpt = load_checkpoint(f"{cfg.out_dir}/last.pt")  # weights_only=True
-    assert ckpt["step"] == 40 and torch.equal(ckpt["losses"], torch.tensor(losses).double())
+    assert ckpt["step"] == 24 and torch.equal(ckpt["losses"], torch.tensor(losses).double())
 
 
 def test_resume_reproduces_an_uninterrupted_run(image_root, tmp_path):
-    kw = dict(iterations=6, save_every=2)
+    kw = dict(iterations=6)  # each checkpoint is ~190 MB: only the final ones are written
     straight = train(tiny_config(image_root, tmp_path / "a", **kw))
     first = train(tiny_config(image_root, tmp_path / "b", **kw), stop_at=3)
     resumed = train(
@@ -230,7 +230,7 @@ def test_export_loads_strictly_into_resnet18(short_run, tmp_path):
     )
     with safe_open(out, "pt") as f:
         meta = f.metadata()
-    assert meta["iterations"] == "40" and meta["data"] == "synthetic"
+    assert meta["iterations"] == "24" and meta["data"] == "synthetic"
     assert "ImageNet" in meta["normalization"]
 
 
