@@ -470,8 +470,13 @@ def _draw(frame, points):
 def _bar(it, total: int | None, quiet: bool, what: str):
     from tqdm.auto import tqdm
 
-    with tqdm(it, total=total, unit="frame", desc=what, disable=quiet, file=sys.stderr) as bar:
-        yield from bar
+    with tqdm(total=total, unit="frame", desc=what, disable=quiet, file=sys.stderr) as bar:
+        for item in it:
+            yield item
+            bar.update()  # the frame is written
+        if bar.total != bar.n:  # a video header's frame count can be off
+            bar.total = bar.n
+            bar.refresh()
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
 # --------------------------------------------------------------------------- video files
 
 
-def _av():
+def require_av():
     """The PyAV module, or an ImportError that names the extra to install."""
     try:
         import av
@@ -134,7 +134,8 @@ class VideoReader:
     """A video file decoded lazily, one uint8 RGB `[3, H, W]` frame at a time (PyAV).
 
     Opening it decodes the first frame, so a file that the decoder rejects fails here with
-    a ValueError. `num_frames`: the container's frame count (None when it does not say);
+    a ValueError. `num_frames`: the frame count in the container's header (None when it
+    does not say; some files are off: the JHMDB sample's .avi says 48 and holds 40);
     `fps`: the average frame rate (None when unknown); `size`: `(H, W)`. Each iteration
     decodes the file again from the start.
     """
@@ -143,7 +144,7 @@ class VideoReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no such video file: {path}")
-        av = _av()
+        av = require_av()
         try:
             with av.open(str(self.path)) as container:
                 if not container.streams.video:
@@ -160,7 +161,7 @@ class VideoReader:
         self.size = (first.height, first.width)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        av = _av()
+        av = require_av()
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
@@ -177,8 +178,9 @@ class Frames:
     Iterating gives uint8 `[3, H, W]` frames, lazily for folders and video files.
     `name(t)`: the output stem of frame t (the file's stem for a folder or a list of image
     paths, else `00000`, `00001` ...); `count`: the number of frames when known without
-    decoding (None otherwise); `fps`: a video file's frame rate (None otherwise); `folder`:
-    the input folder of a folder source.
+    decoding (None otherwise; for a video file, its header's count, which can be off);
+    `fps`: a video file's frame rate (None otherwise); `folder`: the input folder of a
+    folder source.
     """
 
     def __init__(self, source: FrameSource) -> None:
@@ -282,7 +284,7 @@ class VideoWriter:
     def __init__(
         self, path: str | os.PathLike, fps: float = 10, *, lossless: bool = False, crf: int = 18
     ) -> None:
-        av = _av()
+        av = require_av()
         self.path = Path(path)
         fd, tmp = tempfile.mkstemp(suffix=self.path.suffix or ".mp4", dir=self.path.parent)
         os.close(fd)
@@ -304,7 +306,7 @@ class VideoWriter:
 
     def write(self, image: Image.Image | torch.Tensor | np.ndarray) -> None:
         """Append one frame."""
-        av = _av()
+        av = require_av()
         arr = _rgb_array(image)
         if not self._lossless:  # yuv420p needs even sizes
             arr = np.pad(arr, ((0, arr.shape[0] % 2), (0, arr.shape[1] % 2), (0, 0)), "edge")
@@ -441,12 +443,7 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
         elif suffix == ".csv":
             points, names = _points_csv(path.read_text().splitlines())
         elif suffix == ".mat":
-            from .datasets import read_mat
-
-            pos = read_mat(path).get("pos_img")
-            if pos is None or pos.ndim != 3 or pos.shape[0] != 2:
-                raise ValueError("no 'pos_img' of shape 2 x K x T (JHMDB joint_positions.mat)")
-            points, names = pos[:, :, 0].T - 1.0, None
+            points, names = read_joint_positions(path)[0], None
         else:
             raise ValueError("expected a .json, .csv or .mat file")
         points = np.asarray(points, dtype=np.float64)
@@ -455,6 +452,17 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
         raise ValueError(f"{path}: expected K >= 1 points (x, y), got shape {points.shape}")
     return points, names
+
+
+def read_joint_positions(path: str | os.PathLike) -> np.ndarray:
+    """JHMDB's `joint_positions.mat`: float64 `[T, K, 2]` (x, y) 0-based pixels (`pos_img`
+    is 2 x K x T, 1-based)."""
+    from .datasets import read_mat
+
+    pos = read_mat(path).get("pos_img")
+    if pos is None or pos.ndim != 3 or pos.shape[0] != 2:
+        raise ValueError(f"{path} holds no 'pos_img' of shape 2 x K x T (JHMDB joint positions)")
+    return np.asarray(pos, dtype=np.float64).transpose(2, 1, 0) - 1.0
 
 
 def _coord(v) -> float:

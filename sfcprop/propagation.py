@@ -21,6 +21,7 @@ from . import affinity, labels
 from .backbones.base import Correspondence
 from .features import Encoder
 from .io import (
+    Frames,
     FrameSource,
     iter_frames,
     load_first_mask,
@@ -319,7 +320,7 @@ def _progress(it: Iterable, enabled: bool, frames: FrameSource = None) -> Iterab
 
 def _count(frames: FrameSource) -> int | None:
     """The number of frames when known without decoding (for the progress bar)."""
-    if isinstance(frames, (str, os.PathLike)):
+    if isinstance(frames, (str, os.PathLike, Frames)):
         try:
             return open_frames(frames).count
         except (OSError, ValueError, ImportError):
