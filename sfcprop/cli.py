@@ -154,7 +154,7 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
     )
     o.add_argument("--mp4", action="store_true", help="write overlay.mp4 (needs PyAV)")
     o.add_argument(
-        "--fps", type=float, help="frame rate of the GIF/mp4 (default: the video's, or 10)"
+        "--fps", type=_positive, help="frame rate of the GIF/mp4 (default: the video's, or 10)"
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
@@ -199,6 +199,16 @@ def _add_track(sub) -> None:
         help="resize frames to exactly H x W before the backbone (JHMDB's protocol: 320x320)",
     )
     p.add_argument("--gt", metavar="MAT", help="JHMDB joint_positions.mat to score PCK against")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -302,23 +312,24 @@ def _track(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {len(stems)} frames of {len(points)} tracks to {out}{pictures.summary()}")
     if scores is not None:
-        n = scores.pop("frames")
         print(
-            " ".join(f"{k} {v:.1f}" for k, v in scores.items()) + f"  ({n} frames, frame 0 "
-            "skipped; percent)"
+            f"PCK@0.1 {scores['PCK@0.1']:.1f} PCK@0.2 {scores['PCK@0.2']:.1f} (percent; "
+            f"{scores['frames']} frames scored, frame 0 skipped)"
         )
     return 0
 
 
 def _pck(pred: np.ndarray, gt: np.ndarray, folder: Path) -> dict:
+    """PCK@0.1 and @0.2 of the frames both have, frame 0 skipped; also `folder/pck.json`."""
     from . import metrics
 
     n = min(len(pred), len(gt))
     if n < 2:
         raise ValueError("PCK needs at least 2 frames with ground truth (frame 0 is skipped)")
     scores = {f"PCK@{a}": metrics.pck(pred[1:n], gt[1:n], a) for a in (0.1, 0.2)}
-    (folder / "pck.json").write_text(json.dumps({**scores, "frames": n - 1}) + "\n")
-    return {**scores, "frames": n - 1}
+    scores["frames"] = n - 1
+    (folder / "pck.json").write_text(json.dumps(scores) + "\n")
+    return scores
 
 
 def _net(spec: str | None):
