@@ -7,6 +7,7 @@ long video never sits in memory. Video files need PyAV (`pip install 'sfcprop[vi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -28,6 +29,31 @@ FrameSource = torch.Tensor | np.ndarray | Sequence | Iterable | str | os.PathLik
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 VIDEO_EXTRA = "pip install 'sfcprop[video]'"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path`; on success it replaces `path` (with the permissions
+    a new file gets under the umask), on failure it is removed: no half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Move a finished temporary file into place with a new file's usual permissions
+    (`mkstemp` makes them owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
+    os.replace(tmp, path)
 
 
 def _davis_palette() -> list[int]:
@@ -326,7 +352,7 @@ class VideoWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the file."""
@@ -410,15 +436,8 @@ def write_mask(
         raise ValueError(f"ids must be [H, W] in 0..255, got shape {ids.shape}")
     img = Image.fromarray(ids.astype(np.uint8), mode="P")
     img.putpalette(palette or DAVIS_PALETTE)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 # --------------------------------------------------------------------------- keypoints
@@ -557,11 +576,5 @@ def _csv_cell(value: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .io import DAVIS_PALETTE, FrameSource, VideoWriter, iter_frames
+from .io import DAVIS_PALETTE, FrameSource, VideoWriter, atomic_path, iter_frames
 
 # JHMDB's 15-joint skeleton (joint order of `tracking.JHMDB_JOINTS`): head, arms, legs
 JHMDB_SKELETON = (
@@ -101,15 +99,8 @@ def save_gif(
     if not isinstance(path, (str, os.PathLike)):
         write(path)
         return
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def gif_frame(image: Image.Image) -> Image.Image:
