@@ -48,13 +48,7 @@ BACKBONE_OF = {
 _TRUNK = re.compile(r"^(conv1|bn1|layer[123])\.")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small inputs: one thread is faster than two on a shared machine (no spin-waiting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- synthesis from manifests

@@ -14,14 +14,7 @@ from sfcprop import io, labels
 from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate_soft
 from sfcprop.synthetic import generate_clip
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and fair to a machine shared with others."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,7 @@ from sfcprop.io import read_joint_positions
 from sfcprop.synthetic import generate_clip
 from sfcprop.tracking import JHMDB_JOINTS, check_points, track_keypoints_iter
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and fair to a machine shared with others."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,7 @@ from PIL import Image
 from sfcprop import Propagation, Tracks, viz
 from sfcprop.io import DAVIS_PALETTE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and fair to a machine shared with others."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frames(n=3, h=40, w=60):
