@@ -393,3 +393,40 @@ def test_end_to_end_with_the_shipped_weights(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_torchrun_propagation_equals_one_process(tmp_path):
+    """Two ranks share the sequences; the gathered table and every mask equal one process."""
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    root = need(DATA and DATA / "davis2016", "shared DAVIS-2016 data")
+    from sfcprop.backbones import resnet18
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), ckpt)
+    args = ["davis", "--root", str(root), "--backbone", str(ckpt), "--max-frames", "3"]
+    args += ["--sequences", "blackswan,dog,car-shadow", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, "-m", "sfcprop.evaluate", *args, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "sfcprop.evaluate"]
+    two = subprocess.run(
+        [*cmd, *args, "--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    for name in ("global_results-val.csv", "per-object_metrics-val.csv"):
+        assert read_csv(tmp_path / "one" / name) == read_csv(tmp_path / "two" / name)
+    for seq in ("blackswan", "dog", "car-shadow"):
+        for png in sorted((tmp_path / "one" / seq).glob("*.png")):
+            assert png.read_bytes() == (tmp_path / "two" / seq / png.name).read_bytes()
