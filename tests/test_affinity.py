@@ -121,3 +121,18 @@ def test_tile_size_does_not_change_the_result(radius):
         )
         clear = (gap > 1e-4) & (v > float("-inf"))
         assert torch.equal(idx[:, :k][clear], ref_idx[:, :k][clear])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    h, w, c, m = 30, 41, 64, 4
+    feats = [unit(c, h, w, seed=i) for i in range(m + 1)]
+    labs = [soft_labels(3, h, w, seed=50 + i) for i in range(m + 1)]
+    query = unit(c, h, w, seed=77)
+    preset = get_preset("davis", context=m, radius=6)
+    outs = []
+    for device in ("cpu", "cuda"):
+        recent = deque([(f.to(device), s.to(device)) for f, s in zip(feats, labs, strict=True)])
+        memory = Memory((feats[0].to(device), labs[0].to(device)), recent)
+        outs.append(step_soft(query.to(device), memory, preset).cpu())
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-4, rtol=0)
