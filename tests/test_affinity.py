@@ -132,7 +132,8 @@ def test_cuda_matches_cpu():
     preset = get_preset("davis", context=m, radius=6)
     outs = []
     for device in ("cpu", "cuda"):
-        recent = deque([(f.to(device), s.to(device)) for f, s in zip(feats, labs, strict=True)])
+        pairs = [(f.to(device), s.to(device)) for f, s in zip(feats, labs, strict=True)]
+        recent = deque(pairs[-m:], maxlen=m)
         memory = Memory((feats[0].to(device), labs[0].to(device)), recent)
         outs.append(step_soft(query.to(device), memory, preset).cpu())
     torch.testing.assert_close(outs[1], outs[0], atol=1e-4, rtol=0)
