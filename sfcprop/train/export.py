@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from sfcprop.backbones.resnet import resnet18
 
@@ -63,6 +63,6 @@ def export_trunk(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    tmp.write_bytes(save(tensors, metadata=meta))  # plain open(): the usual file permissions
     tmp.replace(out_path)
     return out_path
