@@ -251,13 +251,9 @@ def _propagate(args: argparse.Namespace) -> int:
         _net(args.backbone),
         _net(args.semantic),
         preset=args.preset,
-        topk=args.topk,
-        context=args.context,
-        radius=args.radius,
-        temperature=args.temperature,
-        lam=args.lam,
         short_side=args.short_side,
         device=args.device,
+        **_params(args),
     )
     with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
         n = 0
@@ -268,6 +264,11 @@ def _propagate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {n} masks to {out}{pictures.summary()}")
     return 0
+
+
+def _params(args: argparse.Namespace) -> dict:
+    """The propagation parameters given on the command line (None: the preset's)."""
+    return {k: getattr(args, k) for k in ("topk", "context", "radius", "temperature", "lam")}
 
 
 def _track(args: argparse.Namespace) -> int:
@@ -293,12 +294,8 @@ def _track(args: argparse.Namespace) -> int:
         preset=args.preset,
         size=args.size,
         short_side=args.short_side,
-        topk=args.topk,
-        context=args.context,
-        radius=args.radius,
-        temperature=args.temperature,
-        lam=args.lam,
         device=args.device,
+        **_params(args),
     )
     tracked, confidence, stems = [], [], []
     with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
