@@ -1,8 +1,7 @@
 """sfcprop: propagate labels through video by dense feature correspondence (SFC).
 
-    import sfcprop
-    result = sfcprop.propagate("frames/", "first_mask.png")   # shipped FC model
-    result.ids  # [T, H, W] uint8: the ids of the first mask on every frame
+`sfcprop.propagate("frames/", "first_mask.png").ids` gives the ids of the first mask on
+every frame (`[T, H, W]` uint8), with the shipped FC model.
 """
 
 from . import viz  # sfcprop.viz.show(frames, result) in a notebook
