@@ -6,6 +6,7 @@ every frame (`[T, H, W]` uint8), with the shipped FC model.
 
 from . import viz  # sfcprop.viz.show(frames, result) in a notebook
 from .backbones import Correspondence, backbone, list_backbones
+from .budget import MemoryBudgetError, MemoryPlan
 from .presets import PRESETS, Preset, get_preset
 from .propagation import Propagation, Propagator, propagate, propagate_iter, propagate_soft
 from .tracking import Tracks, track_keypoints
@@ -15,6 +16,8 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "Correspondence",
+    "MemoryBudgetError",
+    "MemoryPlan",
     "Preset",
     "Propagation",
     "Propagator",

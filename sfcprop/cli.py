@@ -147,6 +147,13 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
         help="resize frames to this shorter side before the backbone; outputs keep the "
         "original size (default: native size, the reference protocol)",
     )
+    p.add_argument(
+        "--max-memory",
+        type=_bytes,
+        metavar="SIZE",
+        help="peak memory to stay under, e.g. 4GiB or 800MB: the affinity works in smaller "
+        "blocks to fit, or the run stops before any work saying what would fit",
+    )
     o = p.add_argument_group("pictures")
     o.add_argument("--overlays", action="store_true", help="write overlays/<stem>.jpg")
     o.add_argument(
@@ -211,6 +218,15 @@ def _positive(text: str) -> float:
     return value
 
 
+def _bytes(text: str) -> int:
+    from .budget import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -268,7 +284,10 @@ def _propagate(args: argparse.Namespace) -> int:
 
 def _params(args: argparse.Namespace) -> dict:
     """The propagation parameters given on the command line (None: the preset's)."""
-    return {k: getattr(args, k) for k in ("topk", "context", "radius", "temperature", "lam")}
+    return {
+        k: getattr(args, k)
+        for k in ("topk", "context", "radius", "temperature", "lam", "max_memory")
+    }
 
 
 def _track(args: argparse.Namespace) -> int:

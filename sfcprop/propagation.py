@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from einops import rearrange
 
-from . import affinity, labels
+from . import affinity, budget, labels
 from .backbones.base import Correspondence
 from .features import Encoder
 from .io import (
@@ -53,16 +53,29 @@ class Memory:
         return slots
 
 
-def step_soft(query: torch.Tensor, memory: Memory, preset: Preset) -> torch.Tensor:
-    """Soft labels `[L, h, w]` of the frame with features `query` `[C, h, w]`."""
+def step_soft(
+    query: torch.Tensor,
+    memory: Memory,
+    preset: Preset,
+    global_rows: int = budget.GLOBAL_ROWS,
+    window_elems: int = budget.WINDOW_ELEMS,
+) -> torch.Tensor:
+    """Soft labels `[L, h, w]` of the frame with features `query` `[C, h, w]`.
+
+    `global_rows` / `window_elems`: block sizes of the affinity (memory, not results)."""
     c, h, w = query.shape
     n = h * w
     feats0, labels0 = memory.first
-    candidates = [affinity.global_topk(query, feats0, preset.topk, preset.temperature)]
+    candidates = [affinity.global_topk(query, feats0, preset.topk, preset.temperature, global_rows)]
     banks = [labels0]
     for slot, (mult, (feats, soft)) in enumerate(memory.short_term(preset.context), start=1):
         vals, idx = affinity.local_topk(
-            query, feats, preset.radius, preset.topk, preset.temperature
+            query,
+            feats,
+            preset.radius,
+            preset.topk,
+            preset.temperature,
+            max_window_elems=window_elems,
         )
         candidates += [(vals, idx + slot * n)] * mult
         banks.append(soft)
@@ -81,7 +94,10 @@ class Propagator:
     (bilinear, antialiased) to this shorter side before the backbone, so labels live on
     the grid of the resized frame; None (default, the reference protocol) keeps them as
     they are. A preset's own `short_side` (VIP's 560) is the dataset protocol that
-    `sfcprop eval` applies; it is not used here.
+    `sfcprop eval` applies; it is not used here. `max_memory` (bytes, or "4GiB", "800MB"):
+    `start` estimates the peak (`plan_memory`), shrinks the affinity's blocks to fit, and
+    raises `MemoryBudgetError` saying what would fit (a short side, a shorter context)
+    when nothing does; None: no limit, default blocks.
     """
 
     def __init__(
@@ -92,10 +108,12 @@ class Propagator:
         preset: str | Preset | None = None,
         device: str | torch.device | None = None,
         short_side: int | None = None,
+        max_memory: int | str | None = None,
         **params,
     ) -> None:
         short_side_size((1, 1), short_side)  # validates
         self.short_side = short_side
+        self.max_memory = budget.parse_bytes(max_memory) if max_memory is not None else None
         self.preset = get_preset(preset or ("davis" if semantic is None else "davis-sfc"), **params)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         fine = _resolve(backbone, self.device)
@@ -106,6 +124,7 @@ class Propagator:
         self.encoder = Encoder(fine, sem, lam)
         self.memory: Memory | None = None
         self.size: tuple[int, int] | None = None
+        self.plan: budget.MemoryPlan | None = None
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """The size a `height x width` frame is encoded at (after `short_side`)."""
@@ -115,13 +134,75 @@ class Propagator:
         """The feature grid `(h, w)` of a `height x width` frame."""
         return self.encoder.backbone.grid(*self.input_size(height, width))
 
-    def start(self, frame: torch.Tensor, soft: torch.Tensor) -> None:
+    def plan_memory(
+        self, height: int, width: int, n_labels: int, outputs: int = 0
+    ) -> budget.MemoryPlan:
+        """Estimated peak memory of propagating `height x width` frames with `n_labels`
+        soft labels (`outputs`: bytes the caller keeps), with blocks fitted to `max_memory`.
+
+        Raises `MemoryBudgetError` when even the smallest blocks do not fit."""
+        plan = self._plan((height, width), self.short_side, n_labels, outputs, self.preset)
+        if self.max_memory is None or plan.total <= self.max_memory:
+            return plan
+        fits = self._fits(height, width, n_labels, outputs)
+        if outputs and fits == (None, None):  # what would fit once the results are streamed
+            fits = self._fits(height, width, n_labels, 0)
+        raise budget.too_big(plan, self.max_memory, (height, width), self.preset, *fits)
+
+    def _plan(self, size, short_side, n_labels, outputs, preset) -> budget.MemoryPlan:
+        hw = short_side_size(size, short_side)
+        nets = [n for n in (self.encoder.backbone, self.encoder.semantic) if n is not None]
+        grid = nets[0].grid(*hw)
+        acts = max(budget.backbone_bytes(net, *hw) for net in nets)
+        acts += (len(nets) - 1) * nets[0].dim * grid[0] * grid[1] * 4  # first map kept
+        channels = sum(net.dim for net in nets)
+
+        def rebuild(rows: int, elems: int) -> budget.MemoryPlan:
+            return budget.estimate(grid, channels, n_labels, preset, acts, outputs, rows, elems)
+
+        plan = rebuild(budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
+        return plan if self.max_memory is None else budget.fit(plan, self.max_memory, rebuild)
+
+    def _fits(self, height, width, n_labels, outputs) -> tuple[int | None, int | None]:
+        """The largest short side, and the longest context, that would fit `max_memory`."""
+        current = min(short_side_size((height, width), self.short_side))
+        sides = [s for s in (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160) if s < current]
+        side = next(
+            (
+                s
+                for s in sides
+                if self._plan((height, width), s, n_labels, outputs, self.preset).total
+                <= self.max_memory
+            ),
+            None,
+        )
+        context = next(
+            (
+                m
+                for m in range(self.preset.context - 1, -1, -1)
+                if self._plan(
+                    (height, width),
+                    self.short_side,
+                    n_labels,
+                    outputs,
+                    budget.with_context(self.preset, m),
+                ).total
+                <= self.max_memory
+            ),
+            None,
+        )
+        return side, context
+
+    def start(self, frame: torch.Tensor, soft: torch.Tensor, outputs: int = 0) -> None:
         """Frame 0 (uint8 `[3, H, W]`) and its soft labels: `[L, h, w]` on the feature grid,
         or float maps `[L, H, W]` at the frame's size (resized to the grid: bilinear,
-        half-pixel centres, no antialiasing, as masks are)."""
+        half-pixel centres, no antialiasing, as masks are). `outputs`: bytes the caller
+        will keep, counted against `max_memory` (checked here, before any work)."""
+        soft = torch.as_tensor(soft).to(self.device, torch.float32)
+        if frame.ndim == 3 and soft.ndim == 3:
+            self.plan = self.plan_memory(*frame.shape[1:], soft.shape[0], outputs)
         feats = self._encode(frame)
         grid, size = tuple(feats.shape[1:]), tuple(frame.shape[1:])
-        soft = torch.as_tensor(soft).to(self.device, torch.float32)
         if soft.ndim == 3 and tuple(soft.shape[1:]) == size != grid:
             soft = labels.resize_soft(soft, grid)
         if soft.ndim != 3 or tuple(soft.shape[1:]) != grid:
@@ -142,7 +223,8 @@ class Propagator:
                 f"got {tuple(frame.shape[1:])}"
             )
         query = self._encode(frame)
-        soft = step_soft(query, self.memory, self.preset)
+        blocks = (self.plan.global_rows, self.plan.window_elems) if self.plan else ()
+        soft = step_soft(query, self.memory, self.preset, *blocks)
         if self.preset.context > 0:
             self.memory.recent.append((query, soft))
         return soft
@@ -169,15 +251,17 @@ class Propagation:
 
 
 def propagate_soft_iter(
-    frames: FrameSource, first_soft: torch.Tensor, propagator: Propagator
+    frames: FrameSource, first_soft: torch.Tensor, propagator: Propagator, outputs: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield `(frame, soft [L, h, w])` for every frame, frame 0 first (its given labels)."""
+    """Yield `(frame, soft [L, h, w])` for every frame, frame 0 first (its given labels).
+
+    `outputs`: bytes the caller keeps, counted against the propagator's `max_memory`."""
     it = iter_frames(frames)
     try:
         frame0 = next(it)
     except StopIteration:
         raise ValueError("the video holds no frames") from None
-    propagator.start(frame0, first_soft)
+    propagator.start(frame0, first_soft, outputs)
     yield frame0, propagator.memory.first[1]
     for frame in it:
         yield frame, propagator.step(frame)
@@ -197,12 +281,16 @@ def propagate_iter(
     lam: float | None = None,
     short_side: int | None = None,
     device: str | torch.device | None = None,
+    max_memory: int | str | None = None,
+    reserve_per_frame: int = 0,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """`propagate` one frame at a time: yields `(t, ids [H, W] uint8 (CPU), soft [L, h, w])`
     as each frame is done, so a caller can write it and drop it (nothing accumulates).
 
     Channel l of `soft` is id `labels.label_ids(first_mask)[l]` (0 first, then the
-    first mask's ids in increasing order). Arguments as `propagate`.
+    first mask's ids in increasing order). `reserve_per_frame`: bytes the caller keeps of
+    each frame, counted against `max_memory` (before any work when the number of frames is
+    known, else as frames are done). Other arguments as `propagate`.
     """
     mask = load_first_mask(first_mask)
     ids = labels.label_ids(mask)
@@ -212,6 +300,7 @@ def propagate_iter(
         preset=preset,
         device=device,
         short_side=short_side,
+        max_memory=max_memory,
         topk=topk,
         context=context,
         radius=radius,
@@ -220,8 +309,22 @@ def propagate_iter(
     )
     small = resize_ids(mask, prop.input_size(*mask.shape))  # nearest; unchanged at native size
     first_soft = labels.to_grid(small, ids, prop.grid(*mask.shape))
-    stream = propagate_soft_iter(_same_size(iter_frames(frames), mask.shape), first_soft, prop)
+    count = _count(frames) if max_memory is not None and reserve_per_frame else None
+    stream = propagate_soft_iter(
+        _same_size(iter_frames(frames), mask.shape),
+        first_soft,
+        prop,
+        reserve_per_frame * (count or 0),
+    )
     for t, (_, soft) in enumerate(stream):
+        kept = (t + 1) * reserve_per_frame
+        if prop.max_memory and count is None and prop.plan.total + kept > prop.max_memory:
+            raise budget.MemoryBudgetError(
+                f"keeping the results of {t + 1} frames ({budget.format_bytes(kept)}) with "
+                f"the {budget.format_bytes(prop.plan.total)} propagation needs exceeds "
+                f"max_memory = {budget.format_bytes(prop.max_memory)}; stream them instead "
+                "(sfcprop.propagate_iter, or `sfcprop propagate --out`)"
+            )
         out = mask.to(torch.uint8) if t == 0 else labels.decode(soft, ids, prop.size).cpu()
         yield t, out, soft
 
@@ -242,6 +345,7 @@ def propagate(
     device: str | torch.device | None = None,
     return_soft: bool = False,
     progress: bool = False,
+    max_memory: int | str | None = None,
 ) -> Propagation:
     """Propagate the first frame's object mask through `frames`.
 
@@ -252,9 +356,16 @@ def propagate(
     first mask nearest) and decode the ids back at `H x W`; None: native size, the
     reference protocol. Returns the ids of every frame (frame 0: the given mask) and,
     with `return_soft`, the soft labels (on the grid of the resized frames). Only the ids
-    are kept in memory; see `propagate_iter` to stream them.
+    are kept in memory; see `propagate_iter` to stream them. max_memory (bytes, or
+    "4GiB", "800MB"): the estimated peak, including the ids kept for every frame, must fit,
+    else `MemoryBudgetError` (before any work when the number of frames is known) says
+    what would fit; see `Propagator`.
     """
     mask = load_first_mask(first_mask)
+    per_frame = mask.numel()  # uint8 ids
+    if return_soft:  # float32 [L, h, w] on the stride-8 grid of the encoded size
+        h, w = short_side_size(tuple(mask.shape), short_side)
+        per_frame += len(labels.label_ids(mask)) * -(-h // 8) * -(-w // 8) * 4
     stream = propagate_iter(
         frames,
         mask,
@@ -268,6 +379,8 @@ def propagate(
         lam=lam,
         short_side=short_side,
         device=device,
+        max_memory=max_memory,
+        reserve_per_frame=per_frame,
     )
     out_ids, out_soft = [], []
     for _, ids, soft in _progress(stream, progress, frames):

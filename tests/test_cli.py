@@ -226,6 +226,8 @@ def _case(name, clip, tmp_path, inputs):
         return ["propagate", tmp_path / "clip.mp4", first], "cannot decode video"
     if name == "out is the input folder":
         return ["propagate", folder, first, "--out", folder], "is an input"
+    if name == "over max-memory":
+        return ["propagate", folder, first, "--max-memory", "100KB"], "max_memory = 97.7 KiB"
     if name == "missing points file":
         return ["track", folder, tmp_path / "none.csv"], "no such points file"
     raise AssertionError(name)
@@ -242,6 +244,7 @@ def _case(name, clip, tmp_path, inputs):
         "rejected video",
         "out is the input folder",
         "missing points file",
+        "over max-memory",
     ],
 )
 def test_bad_inputs_give_one_error_line(name, clip, tmp_path, inputs, capsys):

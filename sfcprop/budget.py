@@ -1,0 +1,219 @@
+"""Memory budget of propagation: an estimate of the peak, block sizes that fit a `max_memory`,
+and a clear error (with what would fit) when a request cannot.
+
+What propagation holds (float32; `n = h * w` cells of the stride-8 grid, `C` channels, `L`
+labels, `m` context frames, `k` top-k):
+
+- features: frame 0 and the m preceding frames, `(m + 1) * C * n * 4` bytes;
+- labels: their soft labels, `(m + 1) * L * n * 4`;
+- backbone: activations of one forward pass (estimated from a small probe, see
+  `backbone_bytes`);
+- affinity: one step's temporaries: a block of frame-0 scores (`rows * n`), a block of
+  short-term windows, the window tables, the candidates of every slot and their merge;
+- outputs: what `propagate` keeps for the caller (the ids of every frame; 0 when streamed
+  with `propagate_iter` or `sfcprop propagate`).
+
+Only the two block sizes change under a budget; results are the same for any block size.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from .presets import Preset
+
+GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the default)
+WINDOW_ELEMS = 1 << 22  # elements of short-term key windows per block (the default)
+_MIN_GLOBAL_ROWS, _MIN_WINDOW_ELEMS = 64, 1 << 16
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+class MemoryBudgetError(MemoryError):
+    """A propagation request whose estimated peak does not fit `max_memory`."""
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """Bytes from `4e9`, `"4GB"` (10^9), `"4GiB"` (2^30), `"512 MiB"`, `"800M"` (10^6)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"max_memory must be positive, got {value}")
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?)b?\s*", str(value).lower())
+    if not match:
+        raise ValueError(
+            f"max_memory must be a number of bytes or a size like '4GiB', '512MB', got {value!r}"
+        )
+    number, unit, binary = match.groups()
+    scale = 1024 ** "_kmgt".index(unit) if binary and unit else _UNITS[unit]
+    out = int(float(number) * scale)
+    if out <= 0:
+        raise ValueError(f"max_memory must be positive, got {value!r}")
+    return out
+
+
+def format_bytes(n: float) -> str:
+    """`1.23 GiB`, `456 MiB`, `12 KiB`."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            digits = 2 if unit == "GiB" else 1 if value < 100 else 0
+            return f"{value:.{digits}f} {unit}"
+    return f"{int(n)} B"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Estimated peak of a propagation, in bytes, and the block sizes it assumes."""
+
+    features: int
+    labels: int
+    backbone: int
+    affinity: int
+    outputs: int
+    global_rows: int = GLOBAL_ROWS
+    window_elems: int = WINDOW_ELEMS
+
+    @property
+    def total(self) -> int:
+        return self.features + self.labels + self.backbone + self.affinity + self.outputs
+
+    def describe(self) -> str:
+        parts = ("features", "labels", "backbone", "affinity", "outputs")
+        inner = ", ".join(f"{p} {format_bytes(getattr(self, p))}" for p in parts)
+        return f"{format_bytes(self.total)} ({inner})"
+
+
+_PROBE = 64
+
+
+def backbone_bytes(net: nn.Module, height: int, width: int) -> int:
+    """Estimated activation peak of `net` on one `height x width` frame.
+
+    The outputs of every leaf module are measured once on a 64 x 64 probe and scaled by the
+    pixel count; the peak is taken as three times the largest (a layer's input, its output
+    and one temporary live together), plus the normalised frame.
+    """
+    largest = _largest_leaf_output(net)
+    return int(3 * largest * height * width / _PROBE**2) + 4 * 3 * height * width
+
+
+def _largest_leaf_output(net: nn.Module) -> int:
+    cached = getattr(net, "_sfcprop_largest_leaf", None)
+    if cached is not None:
+        return cached
+    sizes = [0]
+
+    def hook(_module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * 4)  # float32 bytes
+
+    leaves = [m for m in net.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        param = next(net.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.inference_mode():
+            net(torch.zeros(1, 3, _PROBE, _PROBE, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    object.__setattr__(net, "_sfcprop_largest_leaf", max(sizes))
+    return max(sizes)
+
+
+def estimate(
+    grid: tuple[int, int],
+    channels: int,
+    n_labels: int,
+    preset: Preset,
+    backbone: int,
+    outputs: int = 0,
+    global_rows: int = GLOBAL_ROWS,
+    window_elems: int = WINDOW_ELEMS,
+) -> MemoryPlan:
+    """The `MemoryPlan` of propagating on a `grid` of `channels`-d features (see module doc).
+
+    `backbone`: activation bytes of one frame (`backbone_bytes`); `outputs`: bytes the
+    caller keeps over the whole video.
+    """
+    h, w = grid
+    n, m, k, lab = h * w, preset.context, preset.topk, n_labels
+    slots = m + 1
+    tile = min(16, max(8, round(preset.radius)))  # as affinity.local_topk
+    reach = min(math.ceil(preset.radius) - 1, max(h, w) - 1)
+    window = tile + 2 * reach
+    rows = min(global_rows, n)
+    blocks = -(-h // tile) * -(-w // tile)
+    local = min(window_elems, blocks * window * window * channels) * 4 * (1 + tile**2 / channels)
+    local = local if m else 0
+    affinity = (
+        rows * n * 4  # a block of frame-0 scores
+        + local  # a block of windows and their scores
+        + (n * window * window * (1 + 8 / tile**2) if m else 0)  # window mask + key index
+        + 2 * slots * n * k * 12  # candidates (float32 + int64) and their merge
+        + slots * n * lab * 4  # the stacked label bank
+        + 2 * n * lab * 4  # gathered labels
+    )
+    return MemoryPlan(
+        features=slots * channels * n * 4,
+        labels=slots * lab * n * 4,
+        backbone=backbone,
+        affinity=int(affinity),
+        outputs=outputs,
+        global_rows=global_rows,
+        window_elems=window_elems,
+    )
+
+
+def fit(plan: MemoryPlan, max_memory: int, rebuild) -> MemoryPlan:
+    """Halve the block sizes of `plan` until it fits `max_memory` (exact results at any
+    size); `rebuild(global_rows, window_elems)` recomputes the plan. Returns the first plan
+    that fits, or the smallest one (the caller decides what to do with it)."""
+    while plan.total > max_memory:
+        rows = max(_MIN_GLOBAL_ROWS, plan.global_rows // 2)
+        elems = max(_MIN_WINDOW_ELEMS, plan.window_elems // 2)
+        if (rows, elems) == (plan.global_rows, plan.window_elems):
+            break
+        plan = rebuild(rows, elems)
+    return plan
+
+
+def too_big(
+    plan: MemoryPlan,
+    max_memory: int,
+    frame_size: tuple[int, int],
+    preset: Preset,
+    short_side_fits: int | None,
+    context_fits: int | None,
+) -> MemoryBudgetError:
+    """The error for a plan that does not fit, saying what would."""
+    hints = []
+    if short_side_fits:
+        hints.append(f"resize the frames with short_side={short_side_fits}")
+    if context_fits is not None and context_fits < preset.context:
+        hints.append(f"keep fewer frames in memory with context={context_fits}")
+    what = " or ".join(hints)
+    if plan.outputs:
+        stream = (
+            "stream the results instead of keeping them all (sfcprop.propagate_iter, or "
+            "`sfcprop propagate --out`, which write each frame as it is done)"
+        )
+        fits_streamed = plan.total - plan.outputs <= max_memory
+        what = stream if fits_streamed else f"{stream} and {what}" if what else stream
+    what = what or "use a machine with more memory"
+    return MemoryBudgetError(
+        f"propagating {frame_size[1]}x{frame_size[0]} frames with {preset.context} frames of "
+        f"context needs about {plan.describe()}, more than max_memory = "
+        f"{format_bytes(max_memory)}; to fit, {what}"
+    )
+
+
+def with_context(preset: Preset, context: int) -> Preset:
+    """`preset` with another context length (for the hints)."""
+    return replace(preset, context=context)
