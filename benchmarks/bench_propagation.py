@@ -4,11 +4,15 @@ Each configuration runs in its own process (so peak RSS is its own) on a 480p / 
 clip: DAVIS-2016 frames from the shared data when present (looped to the clip length),
 else the generated clip at that size. Times are split into backbone (feature
 extraction), affinity (scores + top-k) and propagation (merge, softmax, label gather,
-decoding). `dense` is sfcprop's dense reference path (the original computation) on the
-same inputs, for the speed-up ratio measured side by side.
+decoding). `est GiB` is `Propagator.plan_memory`'s estimate (what `max_memory` is
+checked against) for the context this clip fills; `RSS-base` the measured peak above the
+process's RSS before propagation (torch and the weights). `dense` is sfcprop's dense
+reference path (the original computation) on the same inputs, for the speed-up ratio
+measured side by side.
 
     python benchmarks/bench_propagation.py                 # the README table
     python benchmarks/bench_propagation.py --quick         # a short smoke run
+    python benchmarks/bench_propagation.py --scale         # 1080p only
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"480p": (480, 854), "720p": (720, 1280)}
+SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920)}
 
 
 def load_clip(n: int, size: tuple[int, int]):
@@ -101,12 +105,21 @@ def child(args: argparse.Namespace) -> dict:
     """Run one configuration in this process and return its measurements."""
     from sfcprop import affinity, labels, propagation
     from sfcprop.backbones import resnet18, resnet50
+    from sfcprop.presets import get_preset
 
     torch.set_num_threads(args.threads)
     frames, mask, source = load_clip(args.frames, SIZES[args.size])
     fine = resnet18().eval()
     semantic = resnet50().eval() if args.config == "sfc" else None
     preset = "davis-sfc" if args.config == "sfc" else "davis"
+    n_labels = len(labels.label_ids(mask))
+    h, w = SIZES[args.size]
+    held = min(get_preset(preset).context, args.frames - 1)  # frames the ring buffer reaches
+    planner = propagation.Propagator(
+        fine, semantic, preset=preset, radius=args.radius, context=held
+    )
+    plan = planner.plan_memory(h, w, n_labels, outputs=args.frames * h * w)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # torch + weights
     timer = Timer()
     timer.wrap(propagation.Propagator, "_encode", "backbone")
     timer.wrap(affinity, "global_topk", "affinity")
@@ -140,6 +153,8 @@ def child(args: argparse.Namespace) -> dict:
         "affinity_s": t["affinity"] / n,
         "propagation_s": t["propagation"] / n,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "base_rss_gib": base_rss,
+        "estimate_gib": plan.total / 2**30,
         "peak_gpu_gib": (
             torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
         ),
@@ -156,6 +171,7 @@ RUNS_FULL = [  # (config, size, frames, radius)
     ("sfc", "480p", 40, 15),
     ("dense", "480p", 20, 12),
 ]
+RUNS_SCALE = [("davis", "1080p", 10, 12), ("sfc", "1080p", 6, 15)]
 RUNS_QUICK = [("davis", "480p", 4, 12), ("dense", "480p", 4, 12)]
 
 
@@ -164,6 +180,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="two short runs only")
+    p.add_argument("--scale", action="store_true", help="only the 1080p runs")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
@@ -179,10 +196,12 @@ def main() -> int:
     rows = []
     header = (
         f"{'config':7} {'size':5} {'frames':>6} {'r':>3} {'fps':>6} {'s/frame':>8} "
-        f"{'backbone':>8} {'affinity':>8} {'prop':>6} {'RSS GiB':>8} {'GPU GiB':>8}"
+        f"{'backbone':>8} {'affinity':>8} {'prop':>6} {'RSS GiB':>8} {'GPU GiB':>8} "
+        f"{'est GiB':>8} {'RSS-base':>8}"
     )
     print(header)
-    for config, size, frames, radius in RUNS_QUICK if args.quick else RUNS_FULL:
+    runs = RUNS_QUICK if args.quick else RUNS_SCALE if args.scale else RUNS_FULL + RUNS_SCALE
+    for config, size, frames, radius in runs:
         cmd = [
             sys.executable,
             __file__,
@@ -207,7 +226,8 @@ def main() -> int:
         print(
             f"{config:7} {size:5} {frames:6d} {radius:3.0f} {row['fps']:6.2f} "
             f"{row['s_per_frame']:8.2f} {row['backbone_s']:8.2f} {row['affinity_s']:8.2f} "
-            f"{row['propagation_s']:6.2f} {row['peak_rss_gib']:8.2f} {gpu:>8}",
+            f"{row['propagation_s']:6.2f} {row['peak_rss_gib']:8.2f} {gpu:>8} "
+            f"{row['estimate_gib']:8.2f} {row['peak_rss_gib'] - row['base_rss_gib']:8.2f}",
             flush=True,
         )
     local = [r for r in rows if r["config"] == "davis" and r["size"] == "480p"]

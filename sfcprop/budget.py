@@ -10,6 +10,7 @@ labels, `m` context frames, `k` top-k):
   `backbone_bytes`);
 - affinity: one step's temporaries: a block of frame-0 scores (`rows * n`), a block of
   short-term windows, the window tables, the candidates of every slot and their merge;
+- decoding: one frame as read and resized, and the labels upsampled to it for the ids;
 - outputs: what `propagate` keeps for the caller (the ids of every frame; 0 when streamed
   with `propagate_iter` or `sfcprop propagate`).
 
@@ -75,16 +76,18 @@ class MemoryPlan:
     labels: int
     backbone: int
     affinity: int
+    decoding: int
     outputs: int
     global_rows: int = GLOBAL_ROWS
     window_elems: int = WINDOW_ELEMS
 
     @property
     def total(self) -> int:
-        return self.features + self.labels + self.backbone + self.affinity + self.outputs
+        parts = (self.features, self.labels, self.backbone, self.affinity, self.decoding)
+        return sum(parts) + self.outputs
 
     def describe(self) -> str:
-        parts = ("features", "labels", "backbone", "affinity", "outputs")
+        parts = ("features", "labels", "backbone", "affinity", "decoding", "outputs")
         inner = ", ".join(f"{p} {format_bytes(getattr(self, p))}" for p in parts)
         return f"{format_bytes(self.total)} ({inner})"
 
@@ -128,6 +131,7 @@ def _largest_leaf_output(net: nn.Module) -> int:
 
 
 def estimate(
+    frame_size: tuple[int, int],
     grid: tuple[int, int],
     channels: int,
     n_labels: int,
@@ -137,7 +141,8 @@ def estimate(
     global_rows: int = GLOBAL_ROWS,
     window_elems: int = WINDOW_ELEMS,
 ) -> MemoryPlan:
-    """The `MemoryPlan` of propagating on a `grid` of `channels`-d features (see module doc).
+    """The `MemoryPlan` of propagating `frame_size` frames on a `grid` of `channels`-d
+    features (see module doc).
 
     `backbone`: activation bytes of one frame (`backbone_bytes`); `outputs`: bytes the
     caller keeps over the whole video.
@@ -165,6 +170,8 @@ def estimate(
         labels=slots * lab * n * 4,
         backbone=backbone,
         affinity=int(affinity),
+        # uint8 frame, float copies to resize it; soft labels upsampled, and their argmax
+        decoding=frame_size[0] * frame_size[1] * (3 * 9 + lab * 8 + 8),
         outputs=outputs,
         global_rows=global_rows,
         window_elems=window_elems,

@@ -158,7 +158,9 @@ class Propagator:
         channels = sum(net.dim for net in nets)
 
         def rebuild(rows: int, elems: int) -> budget.MemoryPlan:
-            return budget.estimate(grid, channels, n_labels, preset, acts, outputs, rows, elems)
+            return budget.estimate(
+                size, grid, channels, n_labels, preset, acts, outputs, rows, elems
+            )
 
         plan = rebuild(budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
         return plan if self.max_memory is None else budget.fit(plan, self.max_memory, rebuild)

@@ -68,10 +68,10 @@ def test_small_blocks_give_the_same_labels(clip):
 
 def test_fit_halves_the_blocks_until_the_plan_fits():
     preset = get_preset("davis")
-    full = estimate((135, 240), 256, 2, preset, backbone=0)  # 1080p grid
+    full = estimate((1080, 1920), (135, 240), 256, 2, preset, backbone=0)
 
     def rebuild(rows, elems):
-        return estimate((135, 240), 256, 2, preset, 0, 0, rows, elems)
+        return estimate((1080, 1920), (135, 240), 256, 2, preset, 0, 0, rows, elems)
 
     smaller = fit(full, full.total - 1, rebuild)
     assert smaller.total <= full.total - 1
@@ -88,7 +88,7 @@ def test_too_small_a_budget_fails_before_any_work_and_says_what_fits(clip):
     big = torch.zeros(3, 720, 1280, dtype=torch.uint8)
     plan = Propagator(net).plan_memory(720, 1280, 2)
     calls.clear()
-    limit = plan.features + plan.labels  # less than any block size needs
+    limit = plan.total // 3  # more than smaller blocks can save
     p = Propagator(net, max_memory=limit)
     with pytest.raises(MemoryBudgetError, match="max_memory") as err:
         p.start(big, torch.zeros(2, 90, 160))

@@ -5,9 +5,12 @@ Everything runs on tiny synthetic images written by the tests (never the shared 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -16,6 +19,7 @@ from sfcprop.backbones import resnet18
 from sfcprop.train import (
     TrainConfig,
     byol_loss,
+    dense_infonce_loss,
     dense_loss,
     ema_momentum,
     export_trunk,
@@ -115,6 +119,51 @@ def test_dense_loss_is_minus_two_for_aligned_features_and_ignores_scale():
     mask = positive_mask(FULL.repeat(3, 1), FULL.repeat(3, 1), 4, 4)
     assert dense_loss(feats, 5 * feats, mask).item() == pytest.approx(-2.0, abs=1e-5)
     assert dense_loss(feats, -feats, mask).item() == pytest.approx(2.0, abs=1e-5)
+
+
+def test_infonce_matches_a_direct_computation():
+    torch.manual_seed(0)
+    a, b = FULL.repeat(2, 1), torch.tensor([[0.0, 0.0, 0.5, 1.0], [0.25, 0.0, 1.0, 1.0]])
+    mask = positive_mask(a, b, 4, 4)
+    pred, target = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    p = F.normalize(pred.flatten(2), dim=1).transpose(1, 2)  # [B, n, C]
+    t = F.normalize(target.flatten(2), dim=1)  # [B, C, n]
+    terms = []
+    for i in range(2):
+        logits = (p[i] @ t[i]) / 0.1
+        for q in range(16):
+            pos = mask[i, q]
+            if pos.any():
+                prob = logits[q].softmax(0)
+                terms.append(-prob[pos].sum().log())
+    expected = torch.stack(terms).mean()
+    got = dense_infonce_loss(pred, target, mask, temperature=0.1)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_infonce_is_zero_for_distinct_aligned_cells_and_log_n_for_constant_ones():
+    mask = positive_mask(FULL, FULL, 4, 4, radius=0.1)  # each cell: itself
+    distinct = torch.eye(16).view(1, 16, 4, 4)  # cell p: basis vector p
+    assert dense_infonce_loss(distinct, distinct, mask, 0.01).item() == pytest.approx(0, abs=1e-6)
+    constant = torch.ones(1, 8, 4, 4)
+    loss = dense_infonce_loss(constant, constant, mask, 0.07)
+    assert loss.item() == pytest.approx(math.log(16), rel=1e-5)
+    none = positive_mask(FULL, torch.tensor([[2.0, 2.0, 3.0, 3.0]]), 4, 4)
+    assert dense_infonce_loss(constant, constant, none).item() == 0.0
+
+
+def test_trunk_objective_trains_the_layer3_features_without_heads():
+    torch.manual_seed(0)
+    net = FCNet(dense_objective="infonce", dense_on="trunk")
+    assert net.online_encoder.layer4 is None and not hasattr(net, "online_projector")
+    v = torch.randn(2, 3, 32, 32)
+    loss, _ = net(v, v, FULL.repeat(2, 1), FULL.repeat(2, 1))
+    loss.backward()
+    assert net.online_encoder.layer3[0].conv1.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="dense_on"):
+        TrainConfig(dense_on="layer4")
+    with pytest.raises(ValueError, match="dense_objective"):
+        TrainConfig(dense_objective="triplet")
 
 
 def test_byol_branch_adds_its_weighted_loss():

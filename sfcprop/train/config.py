@@ -26,6 +26,16 @@ class TrainConfig:
     weight_decay: float = _opt(0.0, "Adam weight decay")
     warmup: int = _opt(0, "linear learning-rate warm-up steps (0 = none, as released)")
     pos_radius: float = _opt(0.5, "positive radius r, in units of the larger cell diagonal")
+    dense_objective: str = _opt(
+        "cosine",
+        "'cosine' (the paper's loss) or 'infonce' (contrastive over the cells of the other view)",
+    )
+    temperature: float = _opt(0.07, "softmax temperature of the 'infonce' objective")
+    dense_on: str = _opt(
+        "head",
+        "'head' (the paper: layer4, projection and prediction heads) or 'trunk' (the dense "
+        "loss on the layer3 features propagation uses; no heads, no layer4)",
+    )
     ema_base: float = _opt(0.99, "EMA momentum at step 0 (cosine ramp to 1)")
     proj_hidden: int = _opt(2048, "hidden width of projection / prediction heads")
     proj_dim: int = _opt(256, "output width of projection / prediction heads")
@@ -50,6 +60,14 @@ class TrainConfig:
         """Plain dict (str/int/float/bool only), safe for `torch.load(weights_only=True)`."""
         return asdict(self)
 
+    def __post_init__(self) -> None:
+        if self.dense_on not in ("head", "trunk"):
+            raise ValueError(f"dense_on must be 'head' or 'trunk', got {self.dense_on!r}")
+        if self.dense_objective not in ("cosine", "infonce"):
+            raise ValueError(
+                f"dense_objective must be 'cosine' or 'infonce', got {self.dense_objective!r}"
+            )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of `to_dict`; unknown keys are ignored."""
@@ -66,6 +84,9 @@ RECIPE_FIELDS = [
     "weight_decay",
     "warmup",
     "pos_radius",
+    "dense_objective",
+    "temperature",
+    "dense_on",
     "ema_base",
     "proj_hidden",
     "proj_dim",

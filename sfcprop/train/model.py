@@ -14,7 +14,7 @@ from torch import nn
 
 from sfcprop.backbones.resnet import resnet18
 
-from .objectives import byol_loss, dense_loss, positive_mask
+from .objectives import byol_loss, dense_infonce_loss, dense_loss, positive_mask
 
 
 class Head(nn.Module):
@@ -53,25 +53,33 @@ class FCNet(nn.Module):
         proj_dim: int = 256,
         pos_radius: float = 0.5,
         byol_weight: float = 0.0,
+        dense_objective: str = "cosine",
+        temperature: float = 0.07,
+        dense_on: str = "head",
     ) -> None:
         super().__init__()
-        self.online_encoder = resnet18(keep_layer4=True, normalize_output=False)
+        self.heads = dense_on == "head"
+        self.online_encoder = resnet18(keep_layer4=self.heads, normalize_output=False)
         dim = self.online_encoder.dim
-        self.online_projector = Head(dim, proj_hidden, proj_dim)
-        self.online_predictor = Head(proj_dim, proj_hidden, proj_dim)
+        if self.heads:
+            self.online_projector = Head(dim, proj_hidden, proj_dim)
+            self.online_predictor = Head(proj_dim, proj_hidden, proj_dim)
         self.pos_radius, self.byol_weight = pos_radius, byol_weight
+        self.dense_objective, self.temperature = dense_objective, temperature
         if byol_weight > 0:
             self.online_byol_projector = Head(dim, proj_hidden, proj_dim, dense=False)
             self.online_byol_predictor = Head(proj_dim, proj_hidden, proj_dim, dense=False)
         self.target_encoder = copy.deepcopy(self.online_encoder)
-        self.target_projector = copy.deepcopy(self.online_projector)
+        if self.heads:
+            self.target_projector = copy.deepcopy(self.online_projector)
         if byol_weight > 0:
             self.target_byol_projector = copy.deepcopy(self.online_byol_projector)
         for p in self.target_parameters():
             p.requires_grad_(False)
 
     def _pairs(self) -> list[tuple[str, str]]:
-        names = ["encoder", "projector"] + (["byol_projector"] if self.byol_weight > 0 else [])
+        names = ["encoder"] + (["projector"] if self.heads else [])
+        names += ["byol_projector"] if self.byol_weight > 0 else []
         return [(f"online_{n}", f"target_{n}") for n in names]
 
     def target_parameters(self) -> list[nn.Parameter]:
@@ -94,14 +102,24 @@ class FCNet(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Views `[B, 3, S, S]`, boxes `[B, 4]` -> (total loss, {"dense", "byol"} parts)."""
         f1, f2 = self.online_encoder(v1), self.online_encoder(v2)  # [B, 512, h, w]
-        p1 = self.online_predictor(self.online_projector(f1))  # [B, 256, h, w]
-        p2 = self.online_predictor(self.online_projector(f2))
         with torch.no_grad():
             g1, g2 = self.target_encoder(v1), self.target_encoder(v2)
-            t1, t2 = self.target_projector(g1), self.target_projector(g2)
+        if self.heads:
+            p1 = self.online_predictor(self.online_projector(f1))  # [B, 256, h, w]
+            p2 = self.online_predictor(self.online_projector(f2))
+            with torch.no_grad():
+                t1, t2 = self.target_projector(g1), self.target_projector(g2)
+        else:  # the layer3 features propagation uses, [B, 256, h, w]
+            p1, p2, t1, t2 = f1, f2, g1, g2
         h, w = f1.shape[-2:]
         m12 = positive_mask(b1, b2, h, w, self.pos_radius)
-        loss = dense_loss(p1, t2, m12) + dense_loss(p2, t1, m12.transpose(1, 2))
+        if self.dense_objective == "infonce":
+            tau = self.temperature
+            loss = dense_infonce_loss(p1, t2, m12, tau) + dense_infonce_loss(
+                p2, t1, m12.transpose(1, 2), tau
+            )
+        else:
+            loss = dense_loss(p1, t2, m12) + dense_loss(p2, t1, m12.transpose(1, 2))
         parts = {"dense": loss.detach()}
         if self.byol_weight > 0:
             q1 = self.online_byol_predictor(self.online_byol_projector(f1.mean((2, 3))))

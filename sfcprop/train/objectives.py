@@ -58,6 +58,24 @@ def dense_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return -2 * per_image.mean()
 
 
+def dense_infonce_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, temperature: float = 0.07
+) -> torch.Tensor:
+    """Contrastive variant (not in the paper): each cell of view a must pick its positives in b.
+
+    For cell p with at least one positive: `-log(sum_{q pos} e^{s_pq} / sum_q e^{s_pq})`,
+    `s = cos / temperature` against every cell of view b of the same image (the softmax the
+    propagation itself uses); mean over those cells and the batch. Same shapes as `dense_loss`.
+    """
+    p = rearrange(F.normalize(pred.float(), dim=1), "b c h w -> b (h w) c")
+    t = rearrange(F.normalize(target.float(), dim=1), "b c h w -> b (h w) c")
+    logits = torch.bmm(p, t.transpose(1, 2)) / temperature  # [B, n, n]
+    pos = torch.logsumexp(logits.masked_fill(~mask, float("-inf")), dim=2)  # [B, n]
+    per_cell = torch.logsumexp(logits, dim=2) - pos
+    has = mask.any(dim=2)
+    return per_cell[has].mean() if has.any() else logits.sum() * 0
+
+
 def byol_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """One order of BYOL's loss `2 - 2 cos(pred, target)`, batch mean; `[B, C]` each. Scalar."""
     cos = (F.normalize(pred.float(), dim=1) * F.normalize(target.float(), dim=1)).sum(1)

@@ -99,7 +99,15 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    net = FCNet(cfg.proj_hidden, cfg.proj_dim, cfg.pos_radius, cfg.byol_weight).to(device)
+    net = FCNet(
+        cfg.proj_hidden,
+        cfg.proj_dim,
+        cfg.pos_radius,
+        cfg.byol_weight,
+        cfg.dense_objective,
+        cfg.temperature,
+        cfg.dense_on,
+    ).to(device)
     opt = torch.optim.Adam(net.online_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=scaled)
     step, losses = 0, []
