@@ -15,6 +15,9 @@ labels, `m` context frames, `k` top-k):
   with `propagate_iter` or `sfcprop propagate`).
 
 Only the two block sizes change under a budget; results are the same for any block size.
+The estimate does not count torch itself or the weights (the process's memory before
+propagation); at 1080p it was within about 7% of the measured peak above that baseline
+(`benchmarks/bench_propagation.py --scale`).
 """
 
 from __future__ import annotations
