@@ -258,6 +258,16 @@ def test_resume_reproduces_an_uninterrupted_run(image_root, tmp_path):
     assert all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_resume_keeps_the_recipe_and_takes_run_time_options():
+    from sfcprop.train.trainer import _merge_resumed_config
+
+    saved = TrainConfig(amp=True, preload_short_side=320, dense_on="trunk", threads=1)
+    given = TrainConfig(image_root="imgs", threads=2, out_dir="elsewhere")  # flags omitted
+    merged = _merge_resumed_config(given, saved.to_dict())
+    assert (merged.amp, merged.preload_short_side, merged.dense_on) == (True, 320, "trunk")
+    assert (merged.threads, merged.out_dir, merged.image_root) == (2, "elsewhere", "imgs")
+
+
 def test_export_loads_strictly_into_resnet18(short_run, tmp_path):
     cfg, _ = short_run
     out = export_trunk(f"{cfg.out_dir}/last.pt", tmp_path / "fc.safetensors", {"data": "synthetic"})

@@ -93,5 +93,7 @@ RECIPE_FIELDS = [
     "byol_weight",
     "min_scale",
     "max_scale",
+    "preload_short_side",
+    "amp",
     "seed",
 ]
