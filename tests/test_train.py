@@ -29,6 +29,7 @@ from sfcprop.train import (
 )
 from sfcprop.train.checkpoint import load_checkpoint
 from sfcprop.train.data import StepBatchSampler, TwoViewDataset, crop_box
+from sfcprop.train.export import recipe_name
 from sfcprop.train.model import FCNet
 
 FULL = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
@@ -285,6 +286,9 @@ def test_export_loads_strictly_into_resnet18(short_run, tmp_path):
         meta = f.metadata()
     assert meta["iterations"] == "24" and meta["data"] == "synthetic"
     assert "ImageNet" in meta["normalization"]
+    assert meta["recipe"].startswith("FC (SFC seed A.1)")  # the paper's loss: the default
+    variant = recipe_name({"dense_objective": "infonce", "dense_on": "trunk"})
+    assert "not the paper's loss" in variant and "InfoNCE" in variant
 
 
 def test_cli_help_and_export(short_run, tmp_path, capsys):

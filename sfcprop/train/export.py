@@ -35,6 +35,17 @@ def trunk_state_dict(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Te
     }
 
 
+def recipe_name(cfg: dict) -> str:
+    """One line naming the objective a training config used."""
+    objective = cfg.get("dense_objective", "cosine")
+    on = cfg.get("dense_on", "head")
+    if (objective, on) == ("cosine", "head"):
+        return "FC (SFC seed A.1): dense BYOL/PixPro-style loss, EMA target"
+    loss = "contrastive (InfoNCE) dense loss" if objective == "infonce" else "dense cosine loss"
+    where = "on the layer3 trunk features, no heads" if on == "trunk" else "through the heads"
+    return f"FC variant (not the paper's loss): {loss} {where}, EMA target"
+
+
 def export_trunk(
     checkpoint_path: str | Path,
     out_path: str | Path,
@@ -53,7 +64,7 @@ def export_trunk(
         "format": "sfcprop-trunk-v1",
         "arch": "resnet18",
         "layers": "conv1..layer3, layer3 at stride 1 (stride-8 map, 256 channels)",
-        "recipe": "FC (SFC seed A.1): dense BYOL/PixPro-style loss, EMA target",
+        "recipe": recipe_name(cfg),
         "iterations": str(int(ckpt["step"])),
         "normalization": "ImageNet mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)",
         "dtype": "float16",
