@@ -140,6 +140,18 @@ def test_infonce_matches_a_direct_computation():
     expected = torch.stack(terms).mean()
     got = dense_infonce_loss(pred, target, mask, temperature=0.1)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # batch negatives: every cell of both images is a key; positives stay in the same image
+    keys = torch.cat([t[0], t[1]], dim=1)  # [C, 2n]
+    terms = []
+    for i in range(2):
+        logits = (p[i] @ keys) / 0.1
+        for q in range(16):
+            pos = torch.zeros(32, dtype=torch.bool)
+            pos[16 * i : 16 * i + 16] = mask[i, q]
+            if pos.any():
+                terms.append(-logits[q].softmax(0)[pos].sum().log())
+    got = dense_infonce_loss(pred, target, mask, temperature=0.1, batch_negatives=True)
+    assert got.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
 
 
 def test_infonce_is_zero_for_distinct_aligned_cells_and_log_n_for_constant_ones():

@@ -31,6 +31,9 @@ class TrainConfig:
         "'cosine' (the paper's loss) or 'infonce' (contrastive over the cells of the other view)",
     )
     temperature: float = _opt(0.07, "softmax temperature of the 'infonce' objective")
+    batch_negatives: bool = _opt(
+        False, "'infonce': the other images' cells are negatives too (default: same image only)"
+    )
     dense_on: str = _opt(
         "head",
         "'head' (the paper: layer4, projection and prediction heads) or 'trunk' (the dense "
@@ -87,6 +90,7 @@ RECIPE_FIELDS = [
     "dense_objective",
     "temperature",
     "dense_on",
+    "batch_negatives",
     "ema_base",
     "proj_hidden",
     "proj_dim",

@@ -56,6 +56,7 @@ class FCNet(nn.Module):
         dense_objective: str = "cosine",
         temperature: float = 0.07,
         dense_on: str = "head",
+        batch_negatives: bool = False,
     ) -> None:
         super().__init__()
         self.heads = dense_on == "head"
@@ -66,6 +67,7 @@ class FCNet(nn.Module):
             self.online_predictor = Head(proj_dim, proj_hidden, proj_dim)
         self.pos_radius, self.byol_weight = pos_radius, byol_weight
         self.dense_objective, self.temperature = dense_objective, temperature
+        self.batch_negatives = batch_negatives
         if byol_weight > 0:
             self.online_byol_projector = Head(dim, proj_hidden, proj_dim, dense=False)
             self.online_byol_predictor = Head(proj_dim, proj_hidden, proj_dim, dense=False)
@@ -114,9 +116,9 @@ class FCNet(nn.Module):
         h, w = f1.shape[-2:]
         m12 = positive_mask(b1, b2, h, w, self.pos_radius)
         if self.dense_objective == "infonce":
-            tau = self.temperature
-            loss = dense_infonce_loss(p1, t2, m12, tau) + dense_infonce_loss(
-                p2, t1, m12.transpose(1, 2), tau
+            tau, neg = self.temperature, self.batch_negatives
+            loss = dense_infonce_loss(p1, t2, m12, tau, neg) + dense_infonce_loss(
+                p2, t1, m12.transpose(1, 2), tau, neg
             )
         else:
             loss = dense_loss(p1, t2, m12) + dense_loss(p2, t1, m12.transpose(1, 2))

@@ -59,16 +59,24 @@ def dense_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def dense_infonce_loss(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, temperature: float = 0.07
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 0.07,
+    batch_negatives: bool = False,
 ) -> torch.Tensor:
     """Contrastive variant (not in the paper): each cell of view a must pick its positives in b.
 
     For cell p with at least one positive: `-log(sum_{q pos} e^{s_pq} / sum_q e^{s_pq})`,
     `s = cos / temperature` against every cell of view b of the same image (the softmax the
-    propagation itself uses); mean over those cells and the batch. Same shapes as `dense_loss`.
+    propagation itself uses), or of every image of the batch with `batch_negatives`; mean over
+    those cells and the batch. Same shapes as `dense_loss`.
     """
     p = rearrange(F.normalize(pred.float(), dim=1), "b c h w -> b (h w) c")
     t = rearrange(F.normalize(target.float(), dim=1), "b c h w -> b (h w) c")
+    if batch_negatives:  # one image of B * n cells against B * n keys
+        p, t = rearrange(p, "b n c -> 1 (b n) c"), rearrange(t, "b n c -> 1 (b n) c")
+        mask = torch.block_diag(*mask.to(torch.uint8)).bool()[None]
     logits = torch.bmm(p, t.transpose(1, 2)) / temperature  # [B, n, n]
     pos = torch.logsumexp(logits.masked_fill(~mask, float("-inf")), dim=2)  # [B, n]
     per_cell = torch.logsumexp(logits, dim=2) - pos

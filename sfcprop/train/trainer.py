@@ -107,6 +107,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         cfg.dense_objective,
         cfg.temperature,
         cfg.dense_on,
+        cfg.batch_negatives,
     ).to(device)
     opt = torch.optim.Adam(net.online_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=scaled)
