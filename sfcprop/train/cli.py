@@ -13,6 +13,10 @@ examples:
   # train (every option of TrainConfig is a flag; defaults are the paper's recipe)
   python -m sfcprop.train --image-root data/frames --out-dir runs/fc \\
       --img-size 128 --batch-size 32 --iterations 2000 --preload-short-side 320
+  # the shipped model's contrastive variant (not the paper's loss; see weights/MODEL_CARD.md)
+  python -m sfcprop.train --image-root data/frames --out-dir runs/fc2 --img-size 128 \
+      --batch-size 16 --iterations 700 --amp --preload-short-side 320 \
+      --dense-objective infonce --dense-on trunk --batch-negatives
   # continue exactly where a run stopped
   python -m sfcprop.train --image-root data/frames --out-dir runs/fc --resume runs/fc/last.pt
   # multi-GPU (DDP): the global batch is split over the ranks
