@@ -87,8 +87,9 @@ class Timer:
         setattr(owner, name, timed)
 
 
-def dense_step(query, memory, preset):
-    """The dense reference path: stack the m + 1 slots and build the full affinity."""
+def dense_step(query, memory, preset, *_blocks):
+    """The dense reference path: stack the m + 1 slots and build the full affinity (the
+    local path's block sizes, if given, do not apply)."""
     from sfcprop import affinity
 
     slots = [memory.first] + [

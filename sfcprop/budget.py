@@ -15,9 +15,10 @@ labels, `m` context frames, `k` top-k):
   with `propagate_iter` or `sfcprop propagate`).
 
 Only the two block sizes change under a budget; results are the same for any block size.
-The estimate does not count torch itself or the weights (the process's memory before
-propagation); at 1080p it was within about 7% of the measured peak above that baseline
-(`benchmarks/bench_propagation.py --scale`).
+The estimate counts the tensors propagation holds, not torch itself or the weights (the
+process's memory before propagation) nor what the allocator keeps after frees: measured
+peaks above that baseline were 0.95-1.9x the estimate (`benchmarks/bench_propagation.py`,
+README), so leave headroom.
 """
 
 from __future__ import annotations
