@@ -83,6 +83,14 @@ def _window_tables(
     return blocked.to(device), rearrange(key_index, "by bx sy sx -> (by bx) (sy sx)").to(device)
 
 
+def window_geometry(h: int, w: int, radius: float, tile: int | None = None) -> tuple[int, int]:
+    """`(tile, reach)` of `local_topk` on an `h x w` grid: queries in `tile x tile` blocks,
+    each against the keys up to `reach` cells beyond the block (window side `tile + 2 reach`).
+    """
+    t = tile or min(16, max(8, round(radius)))  # measured best on CPU for radius 12-15
+    return t, min(math.ceil(radius) - 1, max(h, w) - 1)
+
+
 def local_topk(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -104,8 +112,7 @@ def local_topk(
     if radius <= 0:
         raise ValueError(f"radius must be > 0 feature cells, got {radius}")
     c, h, w = query.shape
-    t = tile or min(16, max(8, round(radius)))  # measured best on CPU for radius 12-15
-    reach = min(math.ceil(radius) - 1, max(h, w) - 1)
+    t, reach = window_geometry(h, w, radius, tile)
     s = t + 2 * reach
     nby, nbx = -(-h // t), -(-w // t)
     blocked, key_index = _window_tables(h, w, radius, t, reach, query.device)

@@ -23,13 +23,13 @@ README), so leave headroom.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .affinity import window_geometry
 from .presets import Preset
 
 GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the default)
@@ -154,8 +154,7 @@ def estimate(
     h, w = grid
     n, m, k, lab = h * w, preset.context, preset.topk, n_labels
     slots = m + 1
-    tile = min(16, max(8, round(preset.radius)))  # as affinity.local_topk
-    reach = min(math.ceil(preset.radius) - 1, max(h, w) - 1)
+    tile, reach = window_geometry(h, w, preset.radius)
     window = tile + 2 * reach
     rows = min(global_rows, n)
     blocks = -(-h // tile) * -(-w // tile)
@@ -223,8 +222,3 @@ def too_big(
         f"context needs about {plan.describe()}, more than max_memory = "
         f"{format_bytes(max_memory)}; to fit, {what}"
     )
-
-
-def with_context(preset: Preset, context: int) -> Preset:
-    """`preset` with another context length (for the hints)."""
-    return replace(preset, context=context)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from einops import rearrange
@@ -167,31 +167,17 @@ class Propagator:
 
     def _fits(self, height, width, n_labels, outputs) -> tuple[int | None, int | None]:
         """The largest short side, and the longest context, that would fit `max_memory`."""
+
+        def fits(short_side: int | None, preset: Preset) -> bool:
+            plan = self._plan((height, width), short_side, n_labels, outputs, preset)
+            return plan.total <= self.max_memory
+
         current = min(short_side_size((height, width), self.short_side))
-        sides = [s for s in (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160) if s < current]
-        side = next(
-            (
-                s
-                for s in sides
-                if self._plan((height, width), s, n_labels, outputs, self.preset).total
-                <= self.max_memory
-            ),
-            None,
-        )
+        sides = (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160)
+        side = next((s for s in sides if s < current and fits(s, self.preset)), None)
+        contexts = range(self.preset.context - 1, -1, -1)
         context = next(
-            (
-                m
-                for m in range(self.preset.context - 1, -1, -1)
-                if self._plan(
-                    (height, width),
-                    self.short_side,
-                    n_labels,
-                    outputs,
-                    budget.with_context(self.preset, m),
-                ).total
-                <= self.max_memory
-            ),
-            None,
+            (m for m in contexts if fits(self.short_side, replace(self.preset, context=m))), None
         )
         return side, context
 

@@ -103,7 +103,7 @@ class FCNet(nn.Module):
         self, v1: torch.Tensor, v2: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Views `[B, 3, S, S]`, boxes `[B, 4]` -> (total loss, {"dense", "byol"} parts)."""
-        f1, f2 = self.online_encoder(v1), self.online_encoder(v2)  # [B, 512, h, w]
+        f1, f2 = self.online_encoder(v1), self.online_encoder(v2)  # [B, 512 or 256, h, w]
         with torch.no_grad():
             g1, g2 = self.target_encoder(v1), self.target_encoder(v2)
         if self.heads:

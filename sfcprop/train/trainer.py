@@ -100,14 +100,14 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     net = FCNet(
-        cfg.proj_hidden,
-        cfg.proj_dim,
-        cfg.pos_radius,
-        cfg.byol_weight,
-        cfg.dense_objective,
-        cfg.temperature,
-        cfg.dense_on,
-        cfg.batch_negatives,
+        proj_hidden=cfg.proj_hidden,
+        proj_dim=cfg.proj_dim,
+        pos_radius=cfg.pos_radius,
+        byol_weight=cfg.byol_weight,
+        dense_objective=cfg.dense_objective,
+        temperature=cfg.temperature,
+        dense_on=cfg.dense_on,
+        batch_negatives=cfg.batch_negatives,
     ).to(device)
     opt = torch.optim.Adam(net.online_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=scaled)
