@@ -1,6 +1,7 @@
 """Masked affinity, top-k and softmax: the functional core of label propagation.
 
-Scores are cosines divided by the temperature (features are unit vectors). The context
+Scores are cosines divided by the temperature (features are unit vectors; float16 or
+bfloat16 features give float32 scores, see `precision`). The context
 of a query frame is frame 0 (global: every key cell) plus short-term frames whose keys
 are limited to the disk `|q - p| < radius` around each query cell p. Top-k runs jointly
 over the whole context, then softmax over the k scores (spec section 4).
@@ -35,6 +36,8 @@ def _check_query_keys(query: torch.Tensor, keys: torch.Tensor) -> None:
             f"query and keys must both be [C, h, w] of the same shape, got "
             f"{tuple(query.shape)} and {tuple(keys.shape)}"
         )
+    if query.dtype != keys.dtype:
+        raise ValueError(f"query and keys must have one dtype, got {query.dtype} and {keys.dtype}")
 
 
 def global_topk(
@@ -51,7 +54,7 @@ def global_topk(
     k = min(k, kf.shape[1])
     vals, idx = [], []
     for start in range(0, q.shape[0], chunk):
-        s = (q[start : start + chunk] @ kf).div_(temperature)  # [chunk, hw]
+        s = (q[start : start + chunk] @ kf).float().div_(temperature)  # [chunk, hw]
         v, i = s.topk(k, dim=1)
         vals.append(v)
         idx.append(i)
@@ -128,7 +131,7 @@ def local_topk(
         r1 = min(r0 + rows_per_chunk, nby)
         b0, b1 = r0 * nbx, r1 * nbx
         win = rearrange(windows[r0:r1], "by bx c sy sx -> (by bx) (sy sx) c")  # [b, S*S, C]
-        scores = torch.bmm(q[b0:b1], win.transpose(1, 2))  # [b, T*T, S*S] cosines
+        scores = torch.bmm(q[b0:b1], win.transpose(1, 2)).float()  # [b, T*T, S*S] cosines
         v, i = scores.masked_fill_(blocked[b0:b1], float("-inf")).topk(k, dim=-1)
         vals.append(v.div_(temperature))
         idx.append(key_index[b0:b1].gather(1, i.flatten(1)).view_as(i))

@@ -1,10 +1,10 @@
 """Memory budget of propagation: an estimate of the peak, block sizes that fit a `max_memory`,
 and a clear error (with what would fit) when a request cannot.
 
-What propagation holds (float32; `n = h * w` cells of the stride-8 grid, `C` channels, `L`
-labels, `m` context frames, `k` top-k):
+What propagation holds (`n = h * w` cells of the stride-8 grid, `C` channels, `L` labels,
+`m` context frames, `k` top-k; features take `b` = 4 bytes, 2 in half precision):
 
-- features: frame 0 and the m preceding frames, `(m + 1) * C * n * 4` bytes;
+- features: frame 0 and the m preceding frames, `(m + 1) * C * n * b` bytes;
 - labels: their soft labels, `(m + 1) * L * n * 4`;
 - backbone: activations of one forward pass (estimated from a small probe, see
   `backbone_bytes`);
@@ -18,7 +18,7 @@ Only the two block sizes change under a budget; results are the same for any blo
 The estimate counts the tensors propagation holds, not torch itself or the weights (the
 process's memory before propagation) nor what the allocator keeps after frees: measured
 peaks above that baseline were 0.95-1.9x the estimate (`benchmarks/bench_propagation.py`,
-README), so leave headroom.
+README), so leave headroom. On CUDA the plan counts GPU and host memory together.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from torch import nn
 from .affinity import window_geometry
 from .presets import Preset
 
-GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the default)
-WINDOW_ELEMS = 1 << 22  # elements of short-term key windows per block (the default)
+GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the CPU default)
+WINDOW_ELEMS = 1 << 22  # elements of short-term key windows per block (the CPU default)
+# on a GPU, blocks large enough that a 480p step is one product per frame (fewer launches)
+CUDA_GLOBAL_ROWS, CUDA_WINDOW_ELEMS = 8192, 1 << 26
 _MIN_GLOBAL_ROWS, _MIN_WINDOW_ELEMS = 64, 1 << 16
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -41,6 +43,13 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 class MemoryBudgetError(MemoryError):
     """A propagation request whose estimated peak does not fit `max_memory`."""
+
+
+def default_blocks(device: torch.device) -> tuple[int, int]:
+    """`(global_rows, window_elems)` to start from on `device` (before any `max_memory` fit)."""
+    if device.type == "cuda":
+        return CUDA_GLOBAL_ROWS, CUDA_WINDOW_ELEMS
+    return GLOBAL_ROWS, WINDOW_ELEMS
 
 
 def parse_bytes(value: int | float | str) -> int:
@@ -144,12 +153,13 @@ def estimate(
     outputs: int = 0,
     global_rows: int = GLOBAL_ROWS,
     window_elems: int = WINDOW_ELEMS,
+    feature_bytes: int = 4,
 ) -> MemoryPlan:
     """The `MemoryPlan` of propagating `frame_size` frames on a `grid` of `channels`-d
     features (see module doc).
 
     `backbone`: activation bytes of one frame (`backbone_bytes`); `outputs`: bytes the
-    caller keeps over the whole video.
+    caller keeps over the whole video; `feature_bytes`: 4 (float32) or 2 (half).
     """
     h, w = grid
     n, m, k, lab = h * w, preset.context, preset.topk, n_labels
@@ -158,10 +168,12 @@ def estimate(
     window = tile + 2 * reach
     rows = min(global_rows, n)
     blocks = -(-h // tile) * -(-w // tile)
-    local = min(window_elems, blocks * window * window * channels) * 4 * (1 + tile**2 / channels)
-    local = local if m else 0
+    fb = feature_bytes
+    score = 4 if fb == 4 else fb + 4  # half scores are copied to float32
+    elems = min(window_elems, blocks * window * window * channels)
+    local = elems * (fb + score * tile**2 / channels) if m else 0
     affinity = (
-        rows * n * 4  # a block of frame-0 scores
+        rows * n * score  # a block of frame-0 scores
         + local  # a block of windows and their scores
         + (n * window * window * (1 + 8 / tile**2) if m else 0)  # window mask + key index
         + 2 * slots * n * k * 12  # candidates (float32 + int64) and their merge
@@ -169,7 +181,7 @@ def estimate(
         + 2 * n * lab * 4  # gathered labels
     )
     return MemoryPlan(
-        features=slots * channels * n * 4,
+        features=slots * channels * n * fb,
         labels=slots * lab * n * 4,
         backbone=backbone,
         affinity=int(affinity),

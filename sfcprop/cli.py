@@ -165,6 +165,13 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="float32 (default) gives the reference results; float16/bfloat16 keep features "
+        "in half precision, a GPU speed mode whose top-k differs in some cells",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
@@ -286,7 +293,7 @@ def _params(args: argparse.Namespace) -> dict:
     """The propagation parameters given on the command line (None: the preset's)."""
     return {
         k: getattr(args, k)
-        for k in ("topk", "context", "radius", "temperature", "lam", "max_memory")
+        for k in ("topk", "context", "radius", "temperature", "lam", "max_memory", "precision")
     }
 
 

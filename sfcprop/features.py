@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import precision as numeric
 from .backbones.base import Correspondence
 
 
@@ -25,11 +26,13 @@ def fuse(fine: torch.Tensor, semantic: torch.Tensor, lam: float) -> torch.Tensor
 
 @dataclass
 class Encoder:
-    """Maps uint8 frames `[B, 3, H, W]` to unit features `[B, C, ceil(H/8), ceil(W/8)]`."""
+    """Maps uint8 frames `[B, 3, H, W]` to unit features `[B, C, ceil(H/8), ceil(W/8)]`
+    of type `dtype` (float16 / bfloat16: the backbones run under autocast; see `precision`)."""
 
     backbone: Correspondence
     semantic: Correspondence | None = None
     lam: float | None = None
+    dtype: torch.dtype = torch.float32
 
     def __post_init__(self) -> None:
         if self.semantic is not None and self.lam is None:
@@ -42,11 +45,17 @@ class Encoder:
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         h, w = -(-frames.shape[-2] // 8), -(-frames.shape[-1] // 8)
-        feats = [self._run(self.backbone, frames, (h, w))]
+        with numeric.autocast(frames.device, self.dtype):
+            feats = [self._run(self.backbone, frames, (h, w))]
+            if self.semantic is not None:
+                feats.append(self._run(self.semantic, frames, (h, w)))
         if self.semantic is not None:
-            feats.append(self._run(self.semantic, frames, (h, w)))
-            return fuse(feats[0], feats[1], self.lam)
-        return feats[0]
+            out = fuse(feats[0], feats[1], self.lam)
+        elif self.dtype != torch.float32:  # a half backbone's output, renormalised in float32
+            out = F.normalize(feats[0], dim=1)
+        else:
+            out = feats[0]
+        return out.to(self.dtype)
 
     @staticmethod
     def _run(net: Correspondence, frames: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

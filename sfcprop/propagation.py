@@ -18,6 +18,7 @@ import torch
 from einops import rearrange
 
 from . import affinity, budget, labels
+from . import precision as numeric
 from .backbones.base import Correspondence
 from .features import Encoder
 from .io import (
@@ -97,7 +98,10 @@ class Propagator:
     `sfcprop eval` applies; it is not used here. `max_memory` (bytes, or "4GiB", "800MB"):
     `start` estimates the peak (`plan_memory`), shrinks the affinity's blocks to fit, and
     raises `MemoryBudgetError` saying what would fit (a short side, a shorter context)
-    when nothing does; None: no limit, default blocks.
+    when nothing does; None: no limit, default blocks (larger on CUDA). `precision`:
+    "float32" (default, the reference results; TensorFloat-32 off on CUDA), or "float16" /
+    "bfloat16" (backbone under autocast, features kept in half: a speed mode whose top-k
+    differs in some cells, see `sfcprop.precision`).
     """
 
     def __init__(
@@ -109,9 +113,12 @@ class Propagator:
         device: str | torch.device | None = None,
         short_side: int | None = None,
         max_memory: int | str | None = None,
+        precision: str = "float32",
         **params,
     ) -> None:
         short_side_size((1, 1), short_side)  # validates
+        dtype = numeric.feature_dtype(precision)
+        self.precision = precision
         self.short_side = short_side
         self.max_memory = budget.parse_bytes(max_memory) if max_memory is not None else None
         self.preset = get_preset(preset or ("davis" if semantic is None else "davis-sfc"), **params)
@@ -121,7 +128,7 @@ class Propagator:
         lam = self.preset.lam if sem is not None else None
         if sem is not None and lam is None:
             raise ValueError(f"fusing two backbones needs lam; preset {self.preset} has none")
-        self.encoder = Encoder(fine, sem, lam)
+        self.encoder = Encoder(fine, sem, lam, dtype)
         self.memory: Memory | None = None
         self.size: tuple[int, int] | None = None
         self.plan: budget.MemoryPlan | None = None
@@ -157,12 +164,14 @@ class Propagator:
         acts += (len(nets) - 1) * nets[0].dim * grid[0] * grid[1] * 4  # first map kept
         channels = sum(net.dim for net in nets)
 
+        feature_bytes = self.encoder.dtype.itemsize
+
         def rebuild(rows: int, elems: int) -> budget.MemoryPlan:
             return budget.estimate(
-                size, grid, channels, n_labels, preset, acts, outputs, rows, elems
+                size, grid, channels, n_labels, preset, acts, outputs, rows, elems, feature_bytes
             )
 
-        plan = rebuild(budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
+        plan = rebuild(*budget.default_blocks(self.device))
         return plan if self.max_memory is None else budget.fit(plan, self.max_memory, rebuild)
 
     def _fits(self, height, width, n_labels, outputs) -> tuple[int | None, int | None]:
@@ -189,7 +198,8 @@ class Propagator:
         soft = torch.as_tensor(soft).to(self.device, torch.float32)
         if frame.ndim == 3 and soft.ndim == 3:
             self.plan = self.plan_memory(*frame.shape[1:], soft.shape[0], outputs)
-        feats = self._encode(frame)
+        with numeric.no_tf32():
+            feats = self._encode(frame)
         grid, size = tuple(feats.shape[1:]), tuple(frame.shape[1:])
         if soft.ndim == 3 and tuple(soft.shape[1:]) == size != grid:
             soft = labels.resize_soft(soft, grid)
@@ -210,9 +220,10 @@ class Propagator:
                 f"all frames must have the size of frame 0 {self.size}, "
                 f"got {tuple(frame.shape[1:])}"
             )
-        query = self._encode(frame)
         blocks = (self.plan.global_rows, self.plan.window_elems) if self.plan else ()
-        soft = step_soft(query, self.memory, self.preset, *blocks)
+        with numeric.no_tf32():
+            query = self._encode(frame)
+            soft = step_soft(query, self.memory, self.preset, *blocks)
         if self.preset.context > 0:
             self.memory.recent.append((query, soft))
         return soft
@@ -270,6 +281,7 @@ def propagate_iter(
     short_side: int | None = None,
     device: str | torch.device | None = None,
     max_memory: int | str | None = None,
+    precision: str = "float32",
     reserve_per_frame: int = 0,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """`propagate` one frame at a time: yields `(t, ids [H, W] uint8 (CPU), soft [L, h, w])`
@@ -289,6 +301,7 @@ def propagate_iter(
         device=device,
         short_side=short_side,
         max_memory=max_memory,
+        precision=precision,
         topk=topk,
         context=context,
         radius=radius,
@@ -334,6 +347,7 @@ def propagate(
     return_soft: bool = False,
     progress: bool = False,
     max_memory: int | str | None = None,
+    precision: str = "float32",
 ) -> Propagation:
     """Propagate the first frame's object mask through `frames`.
 
@@ -347,7 +361,8 @@ def propagate(
     are kept in memory; see `propagate_iter` to stream them. max_memory (bytes, or
     "4GiB", "800MB"): the estimated peak, including the ids kept for every frame, must fit,
     else `MemoryBudgetError` (before any work when the number of frames is known) says
-    what would fit; see `Propagator`.
+    what would fit; precision: "float32" (default, the reference results), "float16" or
+    "bfloat16" (a GPU speed mode); see `Propagator`.
     """
     mask = load_first_mask(first_mask)
     per_frame = mask.numel()  # uint8 ids
@@ -368,6 +383,7 @@ def propagate(
         short_side=short_side,
         device=device,
         max_memory=max_memory,
+        precision=precision,
         reserve_per_frame=per_frame,
     )
     out_ids, out_soft = [], []

@@ -136,7 +136,8 @@ def track_keypoints(
     frames: anything `sfcprop.io.iter_frames` reads (folder, video file, array, tensor,
     list). points: inside the frame (ValueError otherwise), or NaN for a point not given.
     preset: "jhmdb" (default; "jhmdb-sfc" with a `semantic` backbone) with keyword
-    overrides (`topk`, `context`, `radius`, `temperature`, `lam`). size `(H', W')` or
+    overrides (`topk`, `context`, `radius`, `temperature`, `lam`) and `Propagator`'s
+    `max_memory`, `precision`. size `(H', W')` or
     short_side: resize frames (bilinear) before the backbone; JHMDB's protocol is
     `size=(320, 320)`. The JHMDB radius of 3 cells suits a ~40-cell grid: for large frames
     pass e.g. `short_side=320` or a larger `radius`. sigma, rounding: the encoding

@@ -36,6 +36,17 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def device() -> str:
+    """Where device-aware tests run: `$SFCPROP_TEST_DEVICE` (e.g. cuda), else cpu."""
+    import torch
+
+    name = os.environ.get("SFCPROP_TEST_DEVICE", "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.fail(f"SFCPROP_TEST_DEVICE={name} but torch sees no CUDA device")
+    return name
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Small tensors: one torch thread is faster (no spin-waiting on a busy machine)."""

@@ -6,7 +6,14 @@ import torch
 from toys import PooledColour
 
 from sfcprop import MemoryBudgetError, labels, propagate, propagate_iter
-from sfcprop.budget import estimate, fit, parse_bytes
+from sfcprop.budget import (
+    GLOBAL_ROWS,
+    WINDOW_ELEMS,
+    default_blocks,
+    estimate,
+    fit,
+    parse_bytes,
+)
 from sfcprop.presets import get_preset
 from sfcprop.propagation import Propagator
 from sfcprop.synthetic import generate_clip
@@ -38,10 +45,11 @@ def test_parse_bytes_rejects(bad):
         parse_bytes(bad)
 
 
-def test_features_and_labels_are_what_memory_holds(clip):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_features_and_labels_are_what_memory_holds(clip, precision):
     """Once the ring buffer is full, its tensors are exactly the plan's features + labels."""
     net = PooledColour(dim=16)
-    p = Propagator(net, context=3, topk=5, radius=4)
+    p = Propagator(net, context=3, topk=5, radius=4, precision=precision)
     mask = clip.masks[0].long()
     ids = labels.label_ids(mask)
     p.start(clip.frames[0], labels.to_grid(mask, ids, (8, 12)))
@@ -64,6 +72,11 @@ def test_small_blocks_give_the_same_labels(clip):
     p.plan = p.plan.__class__(**{**vars(p.plan), "global_rows": 7, "window_elems": 1000})
     for t in range(1, len(clip.frames)):
         torch.testing.assert_close(p.step(clip.frames[t]), ref.soft[t], rtol=0, atol=1e-6)
+
+
+def test_cuda_starts_from_larger_blocks():
+    assert default_blocks(torch.device("cuda")) > default_blocks(torch.device("cpu"))
+    assert default_blocks(torch.device("cpu")) == (GLOBAL_ROWS, WINDOW_ELEMS)
 
 
 def test_fit_halves_the_blocks_until_the_plan_fits():

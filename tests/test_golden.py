@@ -2,7 +2,8 @@
 
 Each case (shared/golden/<case>/) holds frames, the first mask, checkpoint(s) in the
 released layouts, params.json, the original outputs (`expected/`, `expected_soft.npz`)
-with SFC's BatchNorm warm-up quirk on, and `variant-bn-untouched/` with it off.
+with SFC's BatchNorm warm-up quirk on, and `variant-bn-untouched/` with it off. The
+propagation runs on `$SFCPROP_TEST_DEVICE` (default cpu; `cuda` on a GPU machine).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _backbones(case_dir, params, warmup):
 
 @pytest.mark.parametrize("variant", ["sfc-bn-warmup", "bn-untouched"])
 @pytest.mark.parametrize("case", CASES)
-def test_golden_case(golden_dir, case, variant):
+def test_golden_case(golden_dir, case, variant, device):
     case_dir = golden_dir / case
     params = json.loads((case_dir / "params.json").read_text())
     fine, semantic = _backbones(case_dir, params, warmup=variant == "sfc-bn-warmup")
@@ -48,6 +49,7 @@ def test_golden_case(golden_dir, case, variant):
         temperature=params["temperature"],
         lam=params["lambd"],
         return_soft=True,
+        device=device,
     )
     expected_dir = case_dir if variant == "sfc-bn-warmup" else case_dir / "variant-bn-untouched"
     golden = np.load(expected_dir / "expected_soft.npz")
