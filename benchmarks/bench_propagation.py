@@ -6,13 +6,16 @@ else the generated clip at that size. Times are split into backbone (feature
 extraction), affinity (scores + top-k) and propagation (merge, softmax, label gather,
 decoding). `est GiB` is `Propagator.plan_memory`'s estimate (what `max_memory` is
 checked against) for the context this clip fills; `RSS-base` the measured peak above the
-process's RSS before propagation (torch and the weights). `dense` is sfcprop's dense
-reference path (the original computation) on the same inputs, for the speed-up ratio
-measured side by side.
+process's RSS before propagation (torch and the weights); `read` the rest of the wall time
+(reading and decoding frames, Python). `dense` is sfcprop's dense reference path (the
+original computation) on the same inputs, for the speed-up ratio measured side by side.
+On CUDA, each configuration first propagates 3 frames untimed (weights to the GPU, cuDNN
+and kernel start-up), and rows for half precision and for the CPU's block sizes are added.
 
     python benchmarks/bench_propagation.py                 # the README table
     python benchmarks/bench_propagation.py --quick         # a short smoke run
     python benchmarks/bench_propagation.py --scale         # 1080p only
+    python benchmarks/bench_propagation.py --device cuda   # the GPU table
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def dense_step(query, memory, preset, *_blocks):
 
 def child(args: argparse.Namespace) -> dict:
     """Run one configuration in this process and return its measurements."""
-    from sfcprop import affinity, labels, propagation
+    from sfcprop import affinity, budget, labels, propagation
     from sfcprop.backbones import resnet18, resnet50
     from sfcprop.presets import get_preset
 
@@ -116,25 +119,27 @@ def child(args: argparse.Namespace) -> dict:
     n_labels = len(labels.label_ids(mask))
     h, w = SIZES[args.size]
     held = min(get_preset(preset).context, args.frames - 1)  # frames the ring buffer reaches
-    planner = propagation.Propagator(
-        fine, semantic, preset=preset, radius=args.radius, context=held
-    )
+    if args.blocks == "cpu":  # the CPU's block sizes on any device
+        budget.default_blocks = lambda device: (budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
+    kw = dict(preset=preset, radius=args.radius, device=args.device, precision=args.precision)
+    planner = propagation.Propagator(fine, semantic, context=held, **kw)
     plan = planner.plan_memory(h, w, n_labels, outputs=args.frames * h * w)
+    if args.config == "dense":
+        propagation.step_soft = dense_step
+    if args.device.startswith("cuda"):  # start-up (weights, cuDNN, kernels) left untimed
+        warm, _, _ = load_clip(3, SIZES[args.size])
+        propagation.propagate(warm, mask, fine, semantic, **kw)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # torch + weights
     timer = Timer()
     timer.wrap(propagation.Propagator, "_encode", "backbone")
     timer.wrap(affinity, "global_topk", "affinity")
     timer.wrap(affinity, "local_topk", "affinity")
-    if args.config == "dense":
-        propagation.step_soft = dense_step
     timer.wrap(propagation, "step_soft", "propagation")  # includes affinity: subtracted below
     timer.wrap(labels, "decode", "propagation")
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    propagation.propagate(
-        frames, mask, fine, semantic, preset=preset, radius=args.radius, device=args.device
-    )
+    propagation.propagate(frames, mask, fine, semantic, **kw)
     wall = time.perf_counter() - start
     t = timer.total
     t["propagation"] -= t["affinity"]
@@ -143,6 +148,8 @@ def child(args: argparse.Namespace) -> dict:
     n = args.frames
     return {
         "config": args.config,
+        "precision": args.precision,
+        "blocks": args.blocks,
         "size": args.size,
         "frames": n,
         "radius": args.radius,
@@ -153,6 +160,7 @@ def child(args: argparse.Namespace) -> dict:
         "backbone_s": t["backbone"] / n,
         "affinity_s": t["affinity"] / n,
         "propagation_s": t["propagation"] / n,
+        "read_s": (wall - sum(t.values())) / n,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "base_rss_gib": base_rss,
         "estimate_gib": plan.total / 2**30,
@@ -162,7 +170,7 @@ def child(args: argparse.Namespace) -> dict:
     }
 
 
-RUNS_FULL = [  # (config, size, frames, radius)
+RUNS_FULL = [  # (config, size, frames, radius[, precision, blocks])
     ("davis", "480p", 20, 12),
     ("davis", "480p", 40, 12),
     ("davis", "480p", 80, 12),
@@ -174,6 +182,14 @@ RUNS_FULL = [  # (config, size, frames, radius)
 ]
 RUNS_SCALE = [("davis", "1080p", 10, 12), ("sfc", "1080p", 6, 15)]
 RUNS_QUICK = [("davis", "480p", 4, 12), ("dense", "480p", 4, 12)]
+RUNS_GPU = [  # what a GPU adds: half precision, and the CPU's smaller blocks for comparison
+    ("davis", "480p", 80, 12, "float16", "default"),
+    ("davis", "480p", 80, 12, "bfloat16", "default"),
+    ("sfc", "480p", 40, 15, "float16", "default"),
+    ("davis", "480p", 80, 12, "float32", "cpu"),
+    ("davis", "1080p", 40, 12, "float32", "default"),
+    ("sfc", "1080p", 20, 15, "float32", "default"),
+]
 
 
 def main() -> int:
@@ -190,19 +206,24 @@ def main() -> int:
     p.add_argument("--size", default="480p", help=argparse.SUPPRESS)
     p.add_argument("--frames", type=int, default=20, help=argparse.SUPPRESS)
     p.add_argument("--radius", type=float, default=12, help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    p.add_argument("--blocks", default="default", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return 0
     rows = []
     header = (
-        f"{'config':7} {'size':5} {'frames':>6} {'r':>3} {'fps':>6} {'s/frame':>8} "
-        f"{'backbone':>8} {'affinity':>8} {'prop':>6} {'RSS GiB':>8} {'GPU GiB':>8} "
-        f"{'est GiB':>8} {'RSS-base':>8}"
+        f"{'config':7} {'variant':13} {'size':5} {'frames':>6} {'r':>3} {'fps':>7} "
+        f"{'s/frame':>8} {'backbone':>8} {'affinity':>8} {'prop':>6} {'read':>6} "
+        f"{'RSS GiB':>8} {'GPU GiB':>8} {'est GiB':>8} {'RSS-base':>8}"
     )
     print(header)
     runs = RUNS_QUICK if args.quick else RUNS_SCALE if args.scale else RUNS_FULL + RUNS_SCALE
-    for config, size, frames, radius in runs:
+    if args.device.startswith("cuda") and not (args.quick or args.scale):
+        runs = runs + RUNS_GPU
+    for config, size, frames, radius, *variant in runs:
+        precision, blocks = variant or ("float32", "default")
         cmd = [
             sys.executable,
             __file__,
@@ -219,19 +240,39 @@ def main() -> int:
             args.device,
             "--threads",
             str(args.threads),
+            "--precision",
+            precision,
+            "--blocks",
+            blocks,
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         gpu = "-" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.2f}"
+        name = precision if blocks == "default" else f"{precision},{blocks}-blk"
+        digits = 4 if row["s_per_frame"] < 0.1 else 2
         print(
-            f"{config:7} {size:5} {frames:6d} {radius:3.0f} {row['fps']:6.2f} "
-            f"{row['s_per_frame']:8.2f} {row['backbone_s']:8.2f} {row['affinity_s']:8.2f} "
-            f"{row['propagation_s']:6.2f} {row['peak_rss_gib']:8.2f} {gpu:>8} "
-            f"{row['estimate_gib']:8.2f} {row['peak_rss_gib'] - row['base_rss_gib']:8.2f}",
+            f"{config:7} {name:13} {size:5} {frames:6d} {radius:3.0f} {row['fps']:7.2f} "
+            + " ".join(
+                f"{row[k]:{width}.{digits}f}"
+                for k, width in [
+                    ("s_per_frame", 8),
+                    ("backbone_s", 8),
+                    ("affinity_s", 8),
+                    ("propagation_s", 6),
+                    ("read_s", 6),
+                ]
+            )
+            + f" {row['peak_rss_gib']:8.2f} {gpu:>8} {row['estimate_gib']:8.2f} "
+            f"{row['peak_rss_gib'] - row['base_rss_gib']:8.2f}",
             flush=True,
         )
-    local = [r for r in rows if r["config"] == "davis" and r["size"] == "480p"]
+    local = [
+        r
+        for r in rows
+        if (r["config"], r["size"], r["precision"], r["blocks"])
+        == ("davis", "480p", "float32", "default")
+    ]
     dense = [r for r in rows if r["config"] == "dense"]
     if local and dense:
         same = [
@@ -251,6 +292,7 @@ def main() -> int:
         "cores": os.cpu_count(),
         "threads": args.threads,
         "device": args.device,
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
     }
     Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
     print(f"wrote {args.json}")
