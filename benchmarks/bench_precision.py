@@ -77,6 +77,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--cases", nargs="+", default=CASES, choices=CASES, metavar="CASE")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results-precision.json"))
     args = p.parse_args()
     shared = Path(os.environ.get("SFCPROP_SHARED", ROOT.parent / "shared"))
@@ -89,7 +90,7 @@ def main() -> int:
         f"{'px agree':>9} {'s/frame':>8}"
     )
     rows = []
-    for case in CASES:
+    for case in args.cases:
         for precision in PRECISIONS:
             row = run_case(golden / case, precision, args.device)
             rows.append(row)

@@ -221,7 +221,16 @@ def main() -> int:
     print(header)
     runs = RUNS_QUICK if args.quick else RUNS_SCALE if args.scale else RUNS_FULL + RUNS_SCALE
     if args.device.startswith("cuda") and not (args.quick or args.scale):
-        runs = runs + RUNS_GPU
+        runs = RUNS_FULL + RUNS_GPU + RUNS_SCALE
+    machine = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": args.threads,
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+    }
     for config, size, frames, radius, *variant in runs:
         precision, blocks = variant or ("float32", "default")
         cmd = [
@@ -245,9 +254,14 @@ def main() -> int:
             "--blocks",
             blocks,
         ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:  # report it and go on with the other configurations
+            last = (out.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{config:7} {precision:13} {size:5} {frames:6d} failed: {last}", flush=True)
+            continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
+        Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
         gpu = "-" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.2f}"
         name = precision if blocks == "default" else f"{precision},{blocks}-blk"
         digits = 4 if row["s_per_frame"] < 0.1 else 2
@@ -285,16 +299,6 @@ def main() -> int:
                 f"\nlocal vs dense (DAVIS preset, 480p, {dense[0]['frames']} frames): "
                 f"{dense[0]['s_per_frame'] / same[0]['s_per_frame']:.1f}x faster"
             )
-    machine = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "threads": args.threads,
-        "device": args.device,
-        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-    }
-    Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
     print(f"wrote {args.json}")
     return 0
 
