@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", type=kind, help="override the preset")
     p.add_argument("--temperature", type=float, help="override the preset")
     p.add_argument("--lam", type=float, help="override the preset (fused weight)")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="float32 (default) is the protocol; half precision is a speed mode whose "
+        "score this measures",
+    )
     g = p.add_argument_group("davis")
     g.add_argument("--year", choices=("auto", "2016", "2017"), default="auto")
     g.add_argument(
@@ -258,6 +265,7 @@ def _model(args: argparse.Namespace, device: torch.device) -> _Model:
     preset = args.preset or (args.task if args.semantic is None else f"{args.task}-sfc")
     names = ("topk", "context", "radius", "temperature", "lam")
     params = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    params["precision"] = args.precision
     quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
     return _Model(get(args.backbone), get(args.semantic), preset, params, device, quiet)
 
@@ -265,7 +273,10 @@ def _model(args: argparse.Namespace, device: torch.device) -> _Model:
 def _config(args: argparse.Namespace) -> dict:
     keys = ("task", "backbone", "semantic", "preset", "bn_warmup", "topk", "context", "radius")
     keys += ("temperature", "lam", "year", "first_mask", "size", "short_side")
-    return {k: getattr(args, k) for k in keys}
+    config = {k: getattr(args, k) for k in keys}
+    if args.precision != "float32":  # (folders written before this option are float32)
+        config["precision"] = args.precision
+    return config
 
 
 # --------------------------------------------------------------------------- DAVIS

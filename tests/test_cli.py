@@ -112,6 +112,20 @@ def test_propagate_writes_masks_overlays_and_animations(inputs, clip, tmp_path, 
     assert not (out / "overlay.gif").exists()  # replaced as a whole
 
 
+def test_precision_option_reaches_propagation(inputs, clip, tmp_path, capsys):
+    folder, first, _ = inputs
+    out = tmp_path / "half"
+    argv = ["propagate", folder, first, "--out", out, "--backbone", TOY, "--context", 2]
+    rc, _, err = run(capsys, *argv, "--precision", "bfloat16", "--quiet")
+    assert rc == 0, err
+    net = PooledColour().eval()
+    want = propagate(clip.frames, clip.masks[0].long(), net, context=2, precision="bfloat16")
+    exact = propagate(clip.frames, clip.masks[0].long(), net, context=2)
+    assert not torch.equal(want.ids, exact.ids)  # so the check below can tell them apart
+    for t, png in enumerate(sorted(out.glob("*.png"), key=lambda p: int(p.stem[1:]))):
+        assert np.array_equal(io.read_mask(png)[0], want.ids[t].numpy())
+
+
 def test_segtrack_bmx_clip(data_dir, tmp_path, capsys):
     root = data_dir / "segtrackv2-bmx"
     frames = sorted((root / "Images" / "bmx").glob("*.png"))[:6]

@@ -238,12 +238,26 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, stub_model, capsys
     import sfcprop.propagation
 
     root = tiny_davis(tmp_path / "D", seqs=("a",))
-    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(Calls()))
+    calls = Calls()
+    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
     argv = ["davis", "--root", str(root), "--out", str(tmp_path / "o"), "--quiet"]
     assert evaluate.main([*argv, "--backbone", "one"]) == 0
     assert evaluate.main([*argv, "--backbone", "two"]) == 1
     assert "other settings" in capsys.readouterr().err
+    assert evaluate.main([*argv, "--backbone", "one", "--precision", "bfloat16"]) == 1
+    assert "'precision': (None, 'bfloat16')" in capsys.readouterr().err
     assert evaluate.main([*argv, "--backbone", "one", "--max-frames", "3"]) == 0  # same setup
+
+
+def test_precision_reaches_propagation(monkeypatch):
+    import sfcprop.backbones
+
+    monkeypatch.setattr(sfcprop.backbones, "backbone", lambda name, **kw: name)
+    argv = ["davis", "--root", "r", "--backbone", "fc", "--out", "o"]
+    args = evaluate.build_parser().parse_args([*argv, "--precision", "float16"])
+    assert evaluate._model(args, torch.device("cpu")).params["precision"] == "float16"
+    args = evaluate.build_parser().parse_args(argv)
+    assert evaluate._model(args, torch.device("cpu")).params["precision"] == "float32"
 
 
 def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, stub_model):
