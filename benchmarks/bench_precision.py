@@ -6,13 +6,19 @@ implementation's (the golden tests ask for 99.9% at float32), the largest differ
 the share of pixels whose id agrees with the original masks (frames 1..T), and seconds per
 frame (after an untimed first run of the case). Writes the rows to a JSON file.
 
+With `--davis`, it scores instead what half precision costs on real video: `sfcprop eval
+davis` with the shipped model at each of `--precisions` (the 8 DAVIS-2016 sequences, every
+frame; results kept under --work so a run resumes).
+
     python benchmarks/bench_precision.py                    # CPU
     python benchmarks/bench_precision.py --device cuda
+    python benchmarks/bench_precision.py --davis --precisions float32 bfloat16
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -72,14 +78,46 @@ def run_case(case_dir: Path, precision: str, device: str) -> dict:
     }
 
 
+def davis(args: argparse.Namespace) -> int:
+    from sfcprop.evaluate import main as eval_main
+
+    shared = Path(os.environ.get("SFCPROP_SHARED", ROOT.parent / "shared"))
+    root = Path(os.environ.get("SFCPROP_DATA", shared / "data")) / "davis2016"
+    print(f"{'precision':9} {'J&F-Mean':>9} {'J-Mean':>7} {'F-Mean':>7} {'minutes':>8}")
+    rows = []
+    for precision in args.precisions:
+        out = Path(args.work) / precision
+        start = time.perf_counter()
+        argv = ["davis", "--root", str(root), "--backbone", "fc", "--out", str(out)]
+        argv += ["--device", args.device, "--precision", precision, "--quiet"]
+        if eval_main(argv) != 0:
+            raise SystemExit(f"sfcprop eval failed at {precision}")
+        minutes = (time.perf_counter() - start) / 60  # 0 for a folder already complete
+        with open(out / "global_results-val.csv") as f:
+            table = {k: 100 * float(v) for k, v in next(iter(csv.DictReader(f))).items()}
+        rows.append({"precision": precision, "minutes": minutes, **table})
+        print(
+            f"{precision:9} {table['J&F-Mean']:9.1f} {table['J-Mean']:7.1f} "
+            f"{table['F-Mean']:7.1f} {minutes:8.1f}",
+            flush=True,
+        )
+    Path(args.json).write_text(json.dumps({"davis2016": rows}, indent=1))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", nargs="+", default=CASES, choices=CASES, metavar="CASE")
+    p.add_argument("--precisions", nargs="+", default=PRECISIONS, choices=PRECISIONS)
+    p.add_argument("--davis", action="store_true", help="J&F on DAVIS-2016 per precision")
+    p.add_argument("--work", default=str(ROOT / "runs" / "precision-davis"))
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results-precision.json"))
     args = p.parse_args()
+    if args.davis:
+        return davis(args)
     shared = Path(os.environ.get("SFCPROP_SHARED", ROOT.parent / "shared"))
     golden = shared / "golden"
     if not golden.is_dir():
@@ -91,7 +129,7 @@ def main() -> int:
     )
     rows = []
     for case in args.cases:
-        for precision in PRECISIONS:
+        for precision in args.precisions:
             row = run_case(golden / case, precision, args.device)
             rows.append(row)
             print(

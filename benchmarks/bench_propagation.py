@@ -15,6 +15,7 @@ and kernel start-up), and rows for half precision and for the CPU's block sizes 
     python benchmarks/bench_propagation.py                 # the README table
     python benchmarks/bench_propagation.py --quick         # a short smoke run
     python benchmarks/bench_propagation.py --scale         # 1080p only
+    python benchmarks/bench_propagation.py --half          # float32 against half precision
     python benchmarks/bench_propagation.py --device cuda   # the GPU table
 """
 
@@ -182,6 +183,11 @@ RUNS_FULL = [  # (config, size, frames, radius[, precision, blocks])
 ]
 RUNS_SCALE = [("davis", "1080p", 10, 12), ("sfc", "1080p", 6, 15)]
 RUNS_QUICK = [("davis", "480p", 4, 12), ("dense", "480p", 4, 12)]
+RUNS_HALF = [
+    (config, "480p", 20, radius, precision, "default")
+    for config, radius in (("davis", 12), ("sfc", 15))
+    for precision in ("float32", "bfloat16", "float16")
+]
 RUNS_GPU = [  # what a GPU adds: half precision, and the CPU's smaller blocks for comparison
     ("davis", "480p", 80, 12, "float16", "default"),
     ("davis", "480p", 80, 12, "bfloat16", "default"),
@@ -198,6 +204,9 @@ def main() -> int:
     )
     p.add_argument("--quick", action="store_true", help="two short runs only")
     p.add_argument("--scale", action="store_true", help="only the 1080p runs")
+    p.add_argument(
+        "--half", action="store_true", help="only float32 against float16 and bfloat16 (480p)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
@@ -219,9 +228,9 @@ def main() -> int:
         f"{'RSS GiB':>8} {'GPU GiB':>8} {'est GiB':>8} {'RSS-base':>8}"
     )
     print(header)
-    runs = RUNS_QUICK if args.quick else RUNS_SCALE if args.scale else RUNS_FULL + RUNS_SCALE
-    if args.device.startswith("cuda") and not (args.quick or args.scale):
-        runs = RUNS_FULL + RUNS_GPU + RUNS_SCALE
+    runs = RUNS_FULL + (RUNS_GPU if args.device.startswith("cuda") else []) + RUNS_SCALE
+    runs = RUNS_QUICK if args.quick else RUNS_SCALE if args.scale else runs
+    runs = RUNS_HALF if args.half else runs
     machine = {
         "python": platform.python_version(),
         "torch": torch.__version__,
