@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_golden import CASES, _backbones  # noqa: E402  (the golden tests' own loader)
+from test_golden import CASES, _backbones, propagation_params  # noqa: E402  (the golden tests' own loader)
 
 from sfcprop.io import list_images, read_mask  # noqa: E402
 from sfcprop.propagation import propagate  # noqa: E402
@@ -42,16 +42,7 @@ PRECISIONS = ("float32", "float16", "bfloat16")
 def run_case(case_dir: Path, precision: str, device: str) -> dict:
     params = json.loads((case_dir / "params.json").read_text())
     fine, semantic = _backbones(case_dir, params, warmup=True)
-    kw = dict(
-        topk=params["topk"],
-        context=params["videoLen"],
-        radius=params["radius"],
-        temperature=params["temperature"],
-        lam=params["lambd"],
-        return_soft=True,
-        device=device,
-        precision=precision,
-    )
+    kw = dict(propagation_params(params), return_soft=True, device=device, precision=precision)
     frames, first = case_dir / "frames", case_dir / "first_mask.png"
     propagate(frames, first, fine, semantic, **kw)  # untimed: start-up
     if device.startswith("cuda"):

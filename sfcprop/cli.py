@@ -165,14 +165,20 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    add_precision_option(p, "float32 (default) gives the reference results")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+
+
+def add_precision_option(p: argparse.ArgumentParser, float32: str) -> None:
+    """`--precision` (also `sfcprop eval`'s); `float32`: what the default means there."""
     p.add_argument(
         "--precision",
         choices=("float32", "float16", "bfloat16"),
         default="float32",
-        help="float32 (default) gives the reference results; float16/bfloat16 keep features "
-        "in half precision, a GPU speed mode whose top-k differs in some cells",
+        help=f"{float32}; float16/bfloat16 keep features in half precision: faster where "
+        "the hardware has units for them (bfloat16 on recent Xeons, GPUs), but the top-k "
+        "differs in some cells",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
 def _add_propagate(sub) -> None:

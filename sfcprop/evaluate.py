@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from . import datasets, keypoints, metrics
+from .cli import add_precision_option
 
 TASKS = ("davis", "jhmdb", "vip")
 CONFIG_FILE = "sfcprop-eval.json"
@@ -71,13 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", type=kind, help="override the preset")
     p.add_argument("--temperature", type=float, help="override the preset")
     p.add_argument("--lam", type=float, help="override the preset (fused weight)")
-    p.add_argument(
-        "--precision",
-        choices=("float32", "float16", "bfloat16"),
-        default="float32",
-        help="float32 (default) is the protocol; half precision is a speed mode whose "
-        "score this measures",
-    )
+    add_precision_option(p, "float32 (default) is the protocol")
     g = p.add_argument_group("davis")
     g.add_argument("--year", choices=("auto", "2016", "2017"), default="auto")
     g.add_argument(

@@ -32,6 +32,13 @@ def _backbones(case_dir, params, warmup):
     return fine, semantic
 
 
+def propagation_params(params: dict) -> dict:
+    """`propagate`'s parameters from a case's params.json (the original's names)."""
+    names = {"topk": "topk", "context": "videoLen", "radius": "radius"}
+    names.update(temperature="temperature", lam="lambd")
+    return {ours: params[theirs] for ours, theirs in names.items()}
+
+
 @pytest.mark.parametrize("variant", ["sfc-bn-warmup", "bn-untouched"])
 @pytest.mark.parametrize("case", CASES)
 def test_golden_case(golden_dir, case, variant, device):
@@ -43,13 +50,9 @@ def test_golden_case(golden_dir, case, variant, device):
         case_dir / "first_mask.png",
         fine,
         semantic,
-        topk=params["topk"],
-        context=params["videoLen"],
-        radius=params["radius"],
-        temperature=params["temperature"],
-        lam=params["lambd"],
         return_soft=True,
         device=device,
+        **propagation_params(params),
     )
     expected_dir = case_dir if variant == "sfc-bn-warmup" else case_dir / "variant-bn-untouched"
     golden = np.load(expected_dir / "expected_soft.npz")
