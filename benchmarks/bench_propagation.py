@@ -16,6 +16,7 @@ and kernel start-up), and rows for half precision and for the CPU's block sizes 
     python benchmarks/bench_propagation.py --quick         # a short smoke run
     python benchmarks/bench_propagation.py --scale         # 1080p only
     python benchmarks/bench_propagation.py --half          # float32 against half precision
+    python benchmarks/bench_propagation.py --budget        # without and with max_memory
     python benchmarks/bench_propagation.py --device cuda   # the GPU table
 """
 
@@ -123,6 +124,7 @@ def child(args: argparse.Namespace) -> dict:
     if args.blocks == "cpu":  # the CPU's block sizes on any device
         budget.default_blocks = lambda device: (budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
     kw = dict(preset=preset, radius=args.radius, device=args.device, precision=args.precision)
+    kw["max_memory"] = args.max_memory
     planner = propagation.Propagator(fine, semantic, context=held, **kw)
     plan = planner.plan_memory(h, w, n_labels, outputs=args.frames * h * w)
     if args.config == "dense":
@@ -151,6 +153,7 @@ def child(args: argparse.Namespace) -> dict:
         "config": args.config,
         "precision": args.precision,
         "blocks": args.blocks,
+        "max_memory": args.max_memory,
         "size": args.size,
         "frames": n,
         "radius": args.radius,
@@ -188,6 +191,11 @@ RUNS_HALF = [
     for config, radius in (("davis", 12), ("sfc", 15))
     for precision in ("float32", "bfloat16", "float16")
 ]
+RUNS_BUDGET = [  # a max_memory large enough to keep the default blocks: only the trimming
+    (config, "480p", 40, radius, "float32", "default", budget)
+    for config, radius in (("davis", 12), ("sfc", 15))
+    for budget in (None, "8GiB")
+]
 RUNS_GPU = [  # what a GPU adds: half precision, and the CPU's smaller blocks for comparison
     ("davis", "480p", 80, 12, "float16", "default"),
     ("davis", "480p", 80, 12, "bfloat16", "default"),
@@ -207,6 +215,7 @@ def main() -> int:
     p.add_argument(
         "--half", action="store_true", help="only float32 against float16 and bfloat16 (480p)"
     )
+    p.add_argument("--budget", action="store_true", help="only without and with max_memory")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
@@ -217,20 +226,21 @@ def main() -> int:
     p.add_argument("--radius", type=float, default=12, help=argparse.SUPPRESS)
     p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     p.add_argument("--blocks", default="default", help=argparse.SUPPRESS)
+    p.add_argument("--max-memory", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return 0
     rows = []
     header = (
-        f"{'config':7} {'variant':13} {'size':5} {'frames':>6} {'r':>3} {'fps':>7} "
+        f"{'config':7} {'variant':17} {'size':5} {'frames':>6} {'r':>3} {'fps':>7} "
         f"{'s/frame':>8} {'backbone':>8} {'affinity':>8} {'prop':>6} {'read':>6} "
         f"{'RSS GiB':>8} {'GPU GiB':>8} {'est GiB':>8} {'RSS-base':>8}"
     )
     print(header)
     runs = RUNS_FULL + (RUNS_GPU if args.device.startswith("cuda") else []) + RUNS_SCALE
     runs = RUNS_QUICK if args.quick else RUNS_SCALE if args.scale else runs
-    runs = RUNS_HALF if args.half else runs
+    runs = RUNS_HALF if args.half else RUNS_BUDGET if args.budget else runs
     machine = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -241,7 +251,9 @@ def main() -> int:
         "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
     }
     for config, size, frames, radius, *variant in runs:
-        precision, blocks = variant or ("float32", "default")
+        precision, blocks, max_memory = (
+            (*variant, None)[:3] if variant else ("float32", "default", None)
+        )
         cmd = [
             sys.executable,
             __file__,
@@ -262,7 +274,7 @@ def main() -> int:
             precision,
             "--blocks",
             blocks,
-        ]
+        ] + (["--max-memory", max_memory] if max_memory else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:  # report it and go on with the other configurations
             last = (out.stderr.strip().splitlines() or ["?"])[-1]
@@ -273,9 +285,10 @@ def main() -> int:
         Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
         gpu = "-" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.2f}"
         name = precision if blocks == "default" else f"{precision},{blocks}-blk"
+        name += f",max {max_memory}" if max_memory else ""
         digits = 4 if row["s_per_frame"] < 0.1 else 2
         print(
-            f"{config:7} {name:13} {size:5} {frames:6d} {radius:3.0f} {row['fps']:7.2f} "
+            f"{config:7} {name:17} {size:5} {frames:6d} {radius:3.0f} {row['fps']:7.2f} "
             + " ".join(
                 f"{row[k]:{width}.{digits}f}"
                 for k, width in [

@@ -18,11 +18,17 @@ Only the two block sizes change under a budget; results are the same for any blo
 The estimate counts the tensors propagation holds, not torch itself or the weights (the
 process's memory before propagation) nor what the allocator keeps after frees: measured
 peaks above that baseline were 0.95-1.9x the estimate (`benchmarks/bench_propagation.py`,
-README), so leave headroom. On CUDA the plan counts GPU and host memory together.
+README), so leave headroom. With a `max_memory`, `Propagator` returns freed heap memory
+to the system after every frame (`release_freed`, glibc): measured side by side over 40
+frames, the peak above the baseline went from 1.29x to 1.06x the estimate (ResNet-18) and
+from 1.35x to 1.30x (fused). On CUDA the plan counts GPU and host memory together.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import re
 from dataclasses import dataclass
 
@@ -43,6 +49,26 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 class MemoryBudgetError(MemoryError):
     """A propagation request whose estimated peak does not fit `max_memory`."""
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to call
+        return None
+
+
+def release_freed() -> bool:
+    """Give the heap memory freed so far back to the system (glibc `malloc_trim(0)`).
+
+    The allocator otherwise keeps freed blocks of the affinity's temporaries, and the
+    process's memory grows above what propagation holds. False where unavailable."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def default_blocks(device: torch.device) -> tuple[int, int]:

@@ -98,7 +98,8 @@ class Propagator:
     `sfcprop eval` applies; it is not used here. `max_memory` (bytes, or "4GiB", "800MB"):
     `start` estimates the peak (`plan_memory`), shrinks the affinity's blocks to fit, and
     raises `MemoryBudgetError` saying what would fit (a short side, a shorter context)
-    when nothing does; None: no limit, default blocks (larger on CUDA). `precision`:
+    when nothing does; each step then returns freed memory to the system
+    (`budget.release_freed`). None: no limit, default blocks (larger on CUDA). `precision`:
     "float32" (default, the reference results; TensorFloat-32 off on CUDA), or "float16" /
     "bfloat16" (backbone under autocast, features kept in half: a speed mode whose top-k
     differs in some cells, see `sfcprop.precision`).
@@ -226,6 +227,8 @@ class Propagator:
             soft = step_soft(query, self.memory, self.preset, *blocks)
         if self.preset.context > 0:
             self.memory.recent.append((query, soft))
+        if self.max_memory is not None:
+            budget.release_freed()
         return soft
 
     def _encode(self, frame: torch.Tensor) -> torch.Tensor:

@@ -136,3 +136,23 @@ def test_unknown_length_stops_once_results_exceed_the_budget(clip):
     working = Propagator(net, context=3).plan_memory(*mask.shape, 3).total
     with pytest.raises(MemoryBudgetError, match="results of 3 frames"):
         propagate(frames, mask, net, context=3, max_memory=working + int(2.5 * per_frame))
+
+
+def test_a_budget_returns_freed_memory_after_every_frame(clip, monkeypatch):
+    import sfcprop.budget
+
+    calls = []
+    monkeypatch.setattr(sfcprop.budget, "release_freed", lambda: calls.append(1) or True)
+    mask = clip.masks[0].long()
+    propagate(clip.frames, mask, PooledColour(), context=2, radius=4)
+    assert calls == []  # no budget: the allocator is left alone
+    propagate(clip.frames, mask, PooledColour(), context=2, radius=4, max_memory="4GiB")
+    assert len(calls) == len(clip.frames) - 1
+
+
+def test_release_freed_trims_the_heap_where_glibc_has_it():
+    import platform
+
+    from sfcprop.budget import release_freed
+
+    assert release_freed() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
