@@ -4,6 +4,11 @@
 # agreement per precision. Each part has its own time limit; logs and JSON go to OUTDIR.
 #
 #   SFCPROP_SHARED=/path/to/shared bash benchmarks/run_gpu_checks.sh OUTDIR
+#
+# On a machine that sees only the repository, copy what it reads into an ignored folder
+# first (about 50 MB): shared/golden (probe_feats.npz not needed), and of
+# shared/data/davis2016 the 480p bmx-trees JPEGs (40 are enough; the clip loops) and
+# Annotations/480p/bmx-trees/00000.png; then SFCPROP_SHARED=$PWD/<folder>/shared.
 #   DEVICE=cpu QUICK=1 bash benchmarks/run_gpu_checks.sh /tmp/dry   # a dry run of the script
 set -u -o pipefail
 out=${1:-gpu-results}
