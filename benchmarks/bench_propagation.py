@@ -174,7 +174,8 @@ def child(args: argparse.Namespace) -> dict:
     }
 
 
-RUNS_FULL = [  # (config, size, frames, radius[, precision, blocks])
+VARIANT = ("float32", "default", None)  # precision, blocks, max_memory of a run by default
+RUNS_FULL = [  # (config, size, frames, radius[, precision, blocks[, max_memory]])
     ("davis", "480p", 20, 12),
     ("davis", "480p", 40, 12),
     ("davis", "480p", 80, 12),
@@ -251,9 +252,9 @@ def main() -> int:
         "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
     }
     for config, size, frames, radius, *variant in runs:
-        precision, blocks, max_memory = (
-            (*variant, None)[:3] if variant else ("float32", "default", None)
-        )
+        precision, blocks, max_memory = (*variant, *VARIANT[len(variant) :])
+        name = precision if blocks == "default" else f"{precision},{blocks}-blk"
+        name += f",max {max_memory}" if max_memory else ""
         cmd = [
             sys.executable,
             __file__,
@@ -278,14 +279,12 @@ def main() -> int:
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:  # report it and go on with the other configurations
             last = (out.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"{config:7} {precision:13} {size:5} {frames:6d} failed: {last}", flush=True)
+            print(f"{config:7} {name:17} {size:5} {frames:6d} failed: {last}", flush=True)
             continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
         gpu = "-" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.2f}"
-        name = precision if blocks == "default" else f"{precision},{blocks}-blk"
-        name += f",max {max_memory}" if max_memory else ""
         digits = 4 if row["s_per_frame"] < 0.1 else 2
         print(
             f"{config:7} {name:17} {size:5} {frames:6d} {radius:3.0f} {row['fps']:7.2f} "

@@ -365,7 +365,7 @@ def propagate(
     "4GiB", "800MB"): the estimated peak, including the ids kept for every frame, must fit,
     else `MemoryBudgetError` (before any work when the number of frames is known) says
     what would fit; precision: "float32" (default, the reference results), "float16" or
-    "bfloat16" (a GPU speed mode); see `Propagator`.
+    "bfloat16" (faster where the hardware has units for them, not exact); see `Propagator`.
     """
     mask = load_first_mask(first_mask)
     per_frame = mask.numel()  # uint8 ids

@@ -34,8 +34,13 @@ def _backbones(case_dir, params, warmup):
 
 def propagation_params(params: dict) -> dict:
     """`propagate`'s parameters from a case's params.json (the original's names)."""
-    names = {"topk": "topk", "context": "videoLen", "radius": "radius"}
-    names.update(temperature="temperature", lam="lambd")
+    names = {
+        "topk": "topk",
+        "context": "videoLen",
+        "radius": "radius",
+        "temperature": "temperature",
+        "lam": "lambd",
+    }
     return {ours: params[theirs] for ours, theirs in names.items()}
 
 
