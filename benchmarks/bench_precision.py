@@ -10,9 +10,15 @@ With `--davis`, it scores instead what half precision costs on real video: `sfcp
 davis` with the shipped model at each of `--precisions` (the 8 DAVIS-2016 sequences, every
 frame; results kept under --work so a run resumes).
 
+With `--float32-scores`, the affinity products of half-precision features are computed in
+float32 from the half-rounded features (what CUDA's `torch.bmm(..., out_dtype=float32)`
+would give, emulated on any device): it measures how much of half precision's difference
+comes from rounding the scores rather than the features.
+
     python benchmarks/bench_precision.py                    # CPU
     python benchmarks/bench_precision.py --device cuda
     python benchmarks/bench_precision.py --davis --precisions float32 bfloat16
+    python benchmarks/bench_precision.py --precisions float16 bfloat16 --float32-scores
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_golden import CASES, _backbones, propagation_params  # noqa: E402  (the golden tests' own loader)
 
+from sfcprop import affinity  # noqa: E402
 from sfcprop.io import list_images, read_mask  # noqa: E402
 from sfcprop.propagation import propagate  # noqa: E402
 
@@ -67,6 +74,17 @@ def run_case(case_dir: Path, precision: str, device: str) -> dict:
         "pixels_agree": float(agree),
         "s_per_frame": seconds / len(result.ids),
     }
+
+
+def float32_scores() -> None:
+    """Make the affinity take its inputs in float32 (after any half rounding upstream)."""
+    for name in ("global_topk", "local_topk"):
+        func = getattr(affinity, name)
+
+        def upcast(query, keys, *args, _func=func, **kwargs):
+            return _func(query.float(), keys.float(), *args, **kwargs)
+
+        setattr(affinity, name, upcast)
 
 
 def davis(args: argparse.Namespace) -> int:
@@ -104,9 +122,16 @@ def main() -> int:
     p.add_argument("--cases", nargs="+", default=CASES, choices=CASES, metavar="CASE")
     p.add_argument("--precisions", nargs="+", default=PRECISIONS, choices=PRECISIONS)
     p.add_argument("--davis", action="store_true", help="J&F on DAVIS-2016 per precision")
+    p.add_argument(
+        "--float32-scores",
+        action="store_true",
+        help="affinity products in float32 from the half-rounded features (an experiment)",
+    )
     p.add_argument("--work", default=str(ROOT / "runs" / "precision-davis"))
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results-precision.json"))
     args = p.parse_args()
+    if args.float32_scores:
+        float32_scores()
     if args.davis:
         return davis(args)
     shared = Path(os.environ.get("SFCPROP_SHARED", ROOT.parent / "shared"))
@@ -131,6 +156,7 @@ def main() -> int:
             )
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     machine = {"torch": torch.__version__, "device": device, "threads": torch.get_num_threads()}
+    machine["float32_scores"] = args.float32_scores
     Path(args.json).write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
     print(f"wrote {args.json}")
     return 0
