@@ -183,6 +183,7 @@ RUNS_FULL = [  # (config, size, frames, radius[, precision, blocks[, max_memory]
     ("davis", "720p", 20, 12),
     ("sfc", "480p", 20, 15),
     ("sfc", "480p", 40, 15),
+    ("sfc", "480p", 80, 15),
     ("dense", "480p", 20, 12),
 ]
 RUNS_SCALE = [("davis", "1080p", 10, 12), ("sfc", "1080p", 6, 15)]
