@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_propagation import SIZES, load_clip  # noqa: E402
+from bench_propagation import SIZES, load_clip, peak_rss_gib  # noqa: E402
 
 from sfcprop import propagation  # noqa: E402
 from sfcprop.backbones import resnet18, resnet50  # noqa: E402
@@ -35,11 +34,7 @@ def rss_gib() -> float:
     statm = Path("/proc/self/statm")
     if statm.exists():
         return int(statm.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-    return peak_gib()
-
-
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_rss_gib()
 
 
 def main() -> int:
@@ -58,7 +53,7 @@ def main() -> int:
     fine = resnet18().eval()
     semantic = resnet50().eval() if args.config == "sfc" else None
     preset = "davis-sfc" if args.config == "sfc" else "davis"
-    base, base_peak = rss_gib(), peak_gib()
+    base, base_peak = rss_gib(), peak_rss_gib()
     print(f"{args.config} ({preset}), {args.size}, {source}; RSS before: {base:.2f} GiB")
     print(f"{'frames':>6} {'RSS-base':>9} {'peak-base':>9} {'s/frame':>8}")
     rows = []
@@ -69,7 +64,7 @@ def main() -> int:
             row = {
                 "frames": t,
                 "rss_above_base_gib": rss_gib() - base,
-                "peak_above_base_gib": peak_gib() - base_peak,
+                "peak_above_base_gib": peak_rss_gib() - base_peak,
                 "s_per_frame": (time.perf_counter() - start) / t,
             }
             rows.append(row)

@@ -70,6 +70,11 @@ def load_clip(n: int, size: tuple[int, int]):
     return clip.frames, clip.masks[0].long(), "generated clip (in memory)"
 
 
+def peak_rss_gib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 class Timer:
     """Accumulates wall time of wrapped functions by category."""
 
@@ -132,7 +137,7 @@ def child(args: argparse.Namespace) -> dict:
     if args.device.startswith("cuda"):  # start-up (weights, cuDNN, kernels) left untimed
         warm, _, _ = load_clip(3, SIZES[args.size])
         propagation.propagate(warm, mask, fine, semantic, **kw)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # torch + weights
+    base_rss = peak_rss_gib()  # torch + weights
     timer = Timer()
     timer.wrap(propagation.Propagator, "_encode", "backbone")
     timer.wrap(affinity, "global_topk", "affinity")
@@ -165,7 +170,7 @@ def child(args: argparse.Namespace) -> dict:
         "affinity_s": t["affinity"] / n,
         "propagation_s": t["propagation"] / n,
         "read_s": (wall - sum(t.values())) / n,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gib": peak_rss_gib(),
         "base_rss_gib": base_rss,
         "estimate_gib": plan.total / 2**30,
         "peak_gpu_gib": (
