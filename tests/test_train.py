@@ -203,6 +203,22 @@ def test_ema_schedule_endpoints():
     assert ema_momentum(0, 10, base=0.9) == pytest.approx(0.9)
 
 
+def test_learning_rate_schedules():
+    from sfcprop.train.trainer import _lr
+
+    constant = TrainConfig(lr=1e-3, warmup=10, iterations=110)
+    assert [_lr(constant, s) for s in (0, 4, 9, 50, 109)] == pytest.approx(
+        [1e-4, 5e-4, 1e-3, 1e-3, 1e-3]
+    )
+    cosine = TrainConfig(lr=1e-3, warmup=10, iterations=110, lr_schedule="cosine")
+    assert _lr(cosine, 4) == pytest.approx(5e-4)  # warm-up as before
+    assert _lr(cosine, 10) == pytest.approx(1e-3)  # then 0.5 (1 + cos(pi * done))
+    assert _lr(cosine, 60) == pytest.approx(0.5e-3)
+    assert _lr(cosine, 110) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+
+
 def test_update_target_is_an_ema_of_parameters():
     torch.manual_seed(0)
     net = FCNet(proj_hidden=16, proj_dim=8)

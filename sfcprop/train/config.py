@@ -25,6 +25,9 @@ class TrainConfig:
     lr: float = _opt(1e-3, "Adam learning rate")
     weight_decay: float = _opt(0.0, "Adam weight decay")
     warmup: int = _opt(0, "linear learning-rate warm-up steps (0 = none, as released)")
+    lr_schedule: str = _opt(
+        "constant", "'constant' (as released) or 'cosine' (decay to 0 after the warm-up)"
+    )
     pos_radius: float = _opt(0.5, "positive radius r, in units of the larger cell diagonal")
     dense_objective: str = _opt(
         "cosine",
@@ -66,6 +69,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.dense_on not in ("head", "trunk"):
             raise ValueError(f"dense_on must be 'head' or 'trunk', got {self.dense_on!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+            )
         if self.dense_objective not in ("cosine", "infonce"):
             raise ValueError(
                 f"dense_objective must be 'cosine' or 'infonce', got {self.dense_objective!r}"
@@ -86,6 +93,7 @@ RECIPE_FIELDS = [
     "lr",
     "weight_decay",
     "warmup",
+    "lr_schedule",
     "pos_radius",
     "dense_objective",
     "temperature",

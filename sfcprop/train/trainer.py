@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import time
@@ -52,7 +53,13 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
+    """The learning rate of 0-based `step`: linear warm-up, then constant or cosine to 0."""
+    if cfg.warmup > 0 and step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.lr_schedule == "cosine":
+        done = (step - cfg.warmup) / max(1, cfg.iterations - cfg.warmup)
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+    return cfg.lr
 
 
 def write_loss_csv(losses: list[float], path: str | Path) -> None:
