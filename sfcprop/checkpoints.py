@@ -7,7 +7,10 @@ code. Each released layout (see `LAYOUTS`) says where its encoder tensors live, 
 prefix to strip, what to rename and which keys are known to be unused (heads, target /
 key networks, `layer4`, `fc`). Strict loading (the default) makes every key the test-time
 trunk needs a requirement and every other key an error unless the layout lists it as
-droppable, so a prefix mistake can never give a quietly half-random network.
+droppable, so a prefix mistake can never give a quietly half-random network. Every
+tensor that loads must be floating-point and finite (only BatchNorm's integer
+`num_batches_tracked` is exempt): integer, bool or NaN/inf weights are a broken file,
+refused whatever `strict` says.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class Layout:
     `drop`: fnmatch patterns on stripped keys the test-time trunk does not use (layer4, fc).
     `renames`: regex substitutions applied to stripped keys.
     `marker`: a raw key prefix that must occur for detection (tells apart look-alikes).
+    `padding`: the conv padding the weights were trained with (`"reflect"`: CRW), None
+    where the layout does not tell (plain torchvision names hold files of any origin).
     """
 
     name: str
@@ -55,6 +60,7 @@ class Layout:
     marker: str | None = None
     pickled_namespace: bool = False
     description: str = ""
+    padding: str | None = "zeros"
 
 
 _RESNET_UNUSED = ("layer4.*", "fc.*")
@@ -88,6 +94,7 @@ LAYOUTS: dict[str, Layout] = {
             renames=_CRW_RENAMES,
             pickled_namespace=True,
             description="CRW pretrained.pth: model/encoder.model. (reflect padding)",
+            padding="reflect",
         ),
         Layout(
             "mocov2",
@@ -158,12 +165,14 @@ LAYOUTS: dict[str, Layout] = {
             drop_raw=("head.*", "module.head.*"),
             pickled_namespace=True,
             description="DINO full checkpoint: teacher/backbone. (head dropped)",
+            padding=None,
         ),
         Layout(
             "dino",
             "vit_small8",
             ((),),
             description="DINO ViT-S/8 backbone: plain timm/DINO state dict",
+            padding=None,
         ),
         Layout(
             "torchvision",
@@ -172,6 +181,7 @@ LAYOUTS: dict[str, Layout] = {
             drop=_RESNET_UNUSED,
             description="torchvision names, plain or under state_dict "
             "(ImageNet, VFS, converted SimCLR/BYOL, ssl-transfer files)",
+            padding=None,
         ),
     ]
 }
@@ -207,10 +217,11 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # skipped (strict=False only)
     missing: list[str] = field(default_factory=list)  # left at init (strict=False only)
     mismatched: list[str] = field(default_factory=list)  # wrong shape (strict=False only)
+    warnings: list[str] = field(default_factory=list)  # loaded, but likely not what was meant
 
     @property
     def ok(self) -> bool:
-        """True when nothing was skipped or left missing."""
+        """True when nothing was skipped or left missing (`warnings` do not count)."""
         return not (self.unexpected or self.missing or self.mismatched)
 
     def summary(self) -> str:
@@ -221,6 +232,7 @@ class LoadReport:
             if keys:
                 shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
                 lines.append(f"  {name} ({len(keys)}): {shown}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -368,7 +380,9 @@ def load_encoder_state(
     """A released checkpoint (path or loaded dict) -> the test-time trunk's state dict.
 
     Prefixes are stripped, renames applied, unused parts dropped, float16 upcast to
-    float32 and absent `num_batches_tracked` buffers filled with 0. With `strict` (the
+    float32 and absent `num_batches_tracked` buffers filled with 0. A tensor to load that
+    is not floating-point (integer, bool: a truncated or mis-converted file) or holds
+    NaN/inf is always a `CheckpointError` naming the key. With `strict` (the
     default) a missing needed key, an unknown key or a wrong shape is a `CheckpointError`
     naming the key and the file; with `strict=False` these are skipped, warned about and
     listed in the returned `LoadReport`. `layout=None` detects the layout from the contents.
@@ -420,6 +434,7 @@ def _convert(
 
     state: StateDict = {}
     mismatched: list[str] = []
+    broken: list[str] = []
     for key, value in stripped.items():
         raw_key = origin[key]
         if key not in shapes:
@@ -430,6 +445,9 @@ def _convert(
             continue
         if value.shape != shapes[key]:
             mismatched.append(f"{key} {tuple(value.shape)} != {tuple(shapes[key])}")
+            continue
+        if bad := _bad_values(key, value):
+            broken.append(f"{raw_key!r} {bad}")
             continue
         if value.is_floating_point() and value.dtype != torch.float32:
             value = value.float()
@@ -445,6 +463,12 @@ def _convert(
         else:
             missing.append(key)
     report.loaded = [k for k in state if k not in report.filled]
+    if broken:
+        raise CheckpointError(
+            f"{name} [{where}, layout {spec.name!r}]: {_list(broken, quote=False)}; expected "
+            "floating-point tensors with finite values (only num_batches_tracked may be an "
+            "integer). The file is truncated, corrupt or converted wrongly."
+        )
 
     problems = []
     if missing:
@@ -465,6 +489,18 @@ def _convert(
     return state, report
 
 
-def _list(keys: list[str], limit: int = 10) -> str:
-    shown = ", ".join(repr(k) for k in keys[:limit])
+def _bad_values(key: str, value: torch.Tensor) -> str | None:
+    """Why `value` cannot be the weights of `key` (integer, bool, NaN/inf), or None."""
+    if key.endswith("num_batches_tracked"):
+        return None  # BatchNorm's step counter is an integer
+    if not value.is_floating_point():
+        return f"is {str(value.dtype).removeprefix('torch.')}"
+    finite = torch.isfinite(value)
+    if not bool(finite.all()):
+        return f"has {int((~finite).sum())} NaN/inf values of {value.numel()}"
+    return None
+
+
+def _list(keys: list[str], limit: int = 10, quote: bool = True) -> str:
+    shown = ", ".join(repr(k) if quote else k for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

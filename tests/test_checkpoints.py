@@ -406,3 +406,44 @@ def test_safetensors_float16_file_loads(tmp_path: Path):
         and report.layout == "torchvision"
         and loaded["conv1.weight"].dtype == torch.float32
     )
+
+
+def _trunk_state() -> dict[str, torch.Tensor]:
+    return {k: v for k, v in _r18_state().items() if _TRUNK.match(k)}
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.bool])
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+def test_integer_or_bool_weights_are_refused(tmp_path: Path, dtype: torch.dtype, fmt: str):
+    from safetensors.torch import save_file
+
+    state = _trunk_state()
+    state["conv1.weight"] = state["conv1.weight"].to(dtype)  # truncated: (nearly) all zeros
+    if fmt == "safetensors":
+        path, key = tmp_path / "broken.safetensors", "conv1.weight"
+        save_file(state, path)
+    else:
+        path, key = _fc_file(tmp_path, state), "online_encoder.conv1.weight"
+    name = str(dtype).removeprefix("torch.")
+    for strict in (True, False):
+        with pytest.raises(CheckpointError, match=rf"'{key}' is {name}.*expected floating-point"):
+            load_encoder_state(path, strict=strict)
+    with pytest.raises(CheckpointError, match=str(path)):
+        backbone("fc", weights=path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused(tmp_path: Path, bad: float):
+    state = _trunk_state()
+    state["layer2.0.bn1.running_var"][3] = bad
+    path = _fc_file(tmp_path, state)
+    with pytest.raises(CheckpointError, match=r"layer2\.0\.bn1\.running_var' has 1 NaN/inf"):
+        load_encoder_state(path)
+
+
+def test_integer_num_batches_tracked_is_accepted(tmp_path: Path):
+    state = _trunk_state()
+    assert state["bn1.num_batches_tracked"].dtype == torch.int64
+    loaded, report = load_encoder_state(_fc_file(tmp_path, state))
+    assert report.ok and not report.warnings
+    assert loaded["layer1.0.bn2.num_batches_tracked"].dtype == torch.int64
