@@ -1,11 +1,17 @@
-"""Downloads without internet: a local HTTP server, a fake Hugging Face cache, offline mode."""
+"""Downloads without internet: a local HTTP server, a fake Hugging Face cache, offline mode,
+hash pinning, the overall download deadline and a monkeypatched `hf_hub_download`."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import io
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +29,7 @@ from sfcprop.backbones.registry import REGISTRY, Release
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SFCPROP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    for var in ("HF_HUB_OFFLINE", "SFCPROP_OFFLINE", "HF_HUB_CACHE"):
+    for var in ("HF_HUB_OFFLINE", "SFCPROP_OFFLINE", "HF_HUB_CACHE", "SFCPROP_DOWNLOAD_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -40,24 +46,40 @@ PAYLOAD = _r18_bytes()
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 
 
+HANG_S = 10.0  # the longest a hanging test server (or fake hub) holds on
+
+
 class _Server:
-    """A bounded local HTTP server: `/good.pth`, and `/truncated.pth` (closes half-way)."""
+    """A bounded local HTTP server: `/good.pth` (serves `bodies["/good.pth"]`),
+    `/truncated.pth` (closes half-way), `/hang.pth` (never answers) and `/trickle.pth`
+    (a byte every 50 ms); the last two stop at `close()` or after `HANG_S`."""
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
-        hits = self.hits
+        self.bodies = {"/good.pth": PAYLOAD}
+        self.release = threading.Event()
+        hits, bodies, release = self.hits, self.bodies, self.release
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 hits[self.path] += 1
-                if self.path not in ("/good.pth", "/truncated.pth"):
+                if self.path == "/hang.pth":
+                    release.wait(HANG_S)
+                    return
+                if self.path not in ("/good.pth", "/truncated.pth", "/trickle.pth"):
                     self.send_error(404)
                     return
+                body = bodies.get(self.path, PAYLOAD)
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(PAYLOAD)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                body = PAYLOAD if self.path == "/good.pth" else PAYLOAD[: len(PAYLOAD) // 2]
-                self.wfile.write(body)
+                if self.path == "/trickle.pth":
+                    for i in range(len(body)):
+                        if release.wait(0.05):
+                            return
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                self.wfile.write(body if self.path == "/good.pth" else body[: len(body) // 2])
                 self.close_connection = True
 
             def log_message(self, *args: object) -> None:
@@ -70,6 +92,7 @@ class _Server:
         self.thread.start()
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
@@ -92,7 +115,7 @@ def test_good_download_is_cached_and_not_fetched_twice(server: _Server):
     assert path == hub.cache_path(source) and path.read_bytes() == PAYLOAD
     assert hub.fetch(source, timeout=10) == path
     assert server.hits["/good.pth"] == 1
-    assert _files(hub.cache_dir()) == [path]
+    assert _files(hub.cache_dir()) == [path, hub.pin_path(path)]
 
 
 def test_cached_file_works_offline(server: _Server, monkeypatch: pytest.MonkeyPatch):
@@ -193,3 +216,226 @@ def test_registry_offline_error_is_clear(monkeypatch: pytest.MonkeyPatch):
     message = str(err.value)
     assert "pretrained.pth" in message and "github.com/ajabri/videowalk" in message
     assert str(Path(hub.cache_dir()) / "crw" / "pretrained.pth") in message
+
+
+# ---------------------------------------------------------------- verification and pins
+
+
+def _pinned(path: Path) -> str:
+    return json.loads(hub.pin_path(path).read_text())["sha256"]
+
+
+def _tamper(path: Path) -> None:
+    """Change one byte, keeping the size and the modification time."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_download_pins_the_full_sha256_where_only_a_prefix_is_published(server: _Server):
+    source = hub.Source(
+        "pfx", "good.pth", url=server.url + "/good.pth", hash="sha256:" + SHA256[:8]
+    )
+    assert "pinned on first use" in hub.verification(source)
+    path = hub.fetch(source, timeout=10)
+    assert _pinned(path) == SHA256
+
+
+def test_tampered_cached_file_is_refused_on_load(server: _Server):
+    source = hub.Source("sfc-like", "good.pth", url=server.url + "/good.pth")  # no hash published
+    path = hub.fetch(source, timeout=10)
+    _tamper(path)  # same size, same mtime: only the ctime tells
+    with pytest.raises(hub.HashMismatchError) as err:
+        hub.fetch(source, timeout=10)
+    message = str(err.value)
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert str(path) in message and SHA256 in message and actual in message
+    assert "pinned on first use" in message and f"Delete {path}" in message
+    assert server.hits["/good.pth"] == 1
+    path.unlink()  # what the message says to do: the next fetch downloads it again
+    assert hub.fetch(source, timeout=10).read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("published", ["sha256:" + "0" * 64, "sha256:00000000", None])
+def test_file_put_in_the_cache_by_hand_is_checked(published: str | None):
+    source = hub.Source("byhand", "good.pth", url="http://127.0.0.1:9/good.pth", hash=published)
+    path = hub.cache_path(source)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(PAYLOAD)
+    if published is not None:  # the published hash (full or prefix) is checked at once
+        with pytest.raises(hub.HashMismatchError, match=f"{SHA256}.*{published}"):
+            hub.fetch(source)
+        return
+    assert hub.fetch(source) == path and _pinned(path) == SHA256  # pinned on first use
+    _tamper(path)
+    with pytest.raises(hub.HashMismatchError, match="pinned on first use"):
+        hub.cached(source)
+    assert hub.cached(source, verify=False) == path
+
+
+def test_download_that_differs_from_the_pin_is_not_kept(server: _Server):
+    source = hub.Source("changed", "good.pth", url=server.url + "/good.pth")
+    path = hub.fetch(source, timeout=10)
+    path.unlink()
+    server.bodies["/good.pth"] = PAYLOAD[:-1] + b"x"  # the release changed upstream
+    with pytest.raises(hub.HashMismatchError, match="pinned on first use.*was not kept"):
+        hub.fetch(source, timeout=10)
+    assert _files(hub.cache_dir()) == [hub.pin_path(path)]
+
+
+def test_unchanged_file_is_not_hashed_again(server: _Server, monkeypatch: pytest.MonkeyPatch):
+    calls = []
+    digests = hub._digests
+    monkeypatch.setattr(hub, "_digests", lambda p, a: calls.append(p) or digests(p, a))
+    source = hub.Source("stamp", "good.pth", url=server.url + "/good.pth")
+    path = hub.fetch(source, timeout=10)
+    assert len(calls) == 1  # the download
+    assert hub.fetch(source) == path and len(calls) == 2  # checked just after its ctime: racy
+    monkeypatch.setattr(hub, "_RACY_NS", 0)  # as if checked long after the file was written
+    assert hub.fetch(source) == path and len(calls) == 2  # same (size, mtime, ctime, inode)
+    os.utime(path)
+    assert hub.fetch(source) == path and len(calls) == 3
+
+
+def test_hub_copy_in_the_hf_cache_is_pinned_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hf_file = _fake_hf_cache(tmp_path / "hf", "someone/weights", "model.pth", PAYLOAD)
+    source = hub.Source("x", "x.pth", hf_repo="someone/weights", hf_filename="model.pth")
+    assert hub.fetch(source) == hf_file
+    assert _pinned(hub.hub_cache_path(source)) == SHA256
+    _tamper(hf_file)
+    with pytest.raises(hub.HashMismatchError, match=str(hf_file)):
+        hub.fetch(source)
+
+
+# ---------------------------------------------------------------- deadline and litter
+
+
+def _no_litter() -> None:
+    root = hub.cache_dir()
+    assert not root.exists() or not list(root.rglob("*")), list(root.rglob("*"))
+
+
+@pytest.mark.parametrize("path", ["/hang.pth", "/trickle.pth"])
+def test_hanging_server_gives_up_at_the_deadline_without_litter(
+    server: _Server, monkeypatch: pytest.MonkeyPatch, path: str
+):
+    monkeypatch.setenv("SFCPROP_DOWNLOAD_TIMEOUT", "1")
+    source = hub.Source("slow", "slow.pth", url=server.url + path)
+    start = time.monotonic()
+    with pytest.raises(hub.WeightsUnavailableError, match="within 1 s.*SFCPROP_DOWNLOAD_TIMEOUT"):
+        hub.fetch(source)
+    assert time.monotonic() - start < 3
+    _no_litter()
+
+
+def test_download_timeout_setting(monkeypatch: pytest.MonkeyPatch):
+    assert hub.download_timeout() == hub.DOWNLOAD_TIMEOUT == 120
+    monkeypatch.setenv("SFCPROP_DOWNLOAD_TIMEOUT", "2.5")
+    assert hub.download_timeout() == 2.5
+    monkeypatch.setenv("SFCPROP_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="SFCPROP_DOWNLOAD_TIMEOUT.*positive"):
+        hub.download_timeout()
+
+
+def _dead_pid() -> int:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    return int(child.stdout)
+
+
+def test_stale_temporaries_of_a_killed_download_are_removed(server: _Server):
+    source = hub.Source("stale", "good.pth", url=server.url + "/good.pth")
+    folder = hub.cache_path(source).parent
+    folder.mkdir(parents=True)
+    dead = _dead_pid()
+    stale = [f".good.pth.{dead}.abcd1234.part", ".good.pth.zz9xk2ab.part",
+             f".good.pth.sha256.{dead}.q1w2e3r4.tmp"]  # fmt: skip
+    live = f".good.pth.{os.getpid()}.live1234.part"  # a download still running
+    for name in [*stale, live, "unrelated.part"]:
+        (folder / name).write_bytes(b"half")
+    path = hub.fetch(source, timeout=10)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [path.name, hub.pin_path(path).name, live, "unrelated.part"]
+    )
+
+
+# ---------------------------------------------------------------- hub downloads (faked)
+
+
+class _FakeHub:
+    """Stands in for `huggingface_hub.hf_hub_download`: nothing in the HF cache; a download
+    writes `data` into `local_dir` (after a partial file), or hangs until `release`."""
+
+    def __init__(self, data: bytes | None = PAYLOAD, hang: bool = False) -> None:
+        self.data, self.hang, self.calls = data, hang, 0
+        self.release = threading.Event()
+
+    def __call__(self, repo_id: str, filename: str, **kw: object) -> str:
+        if kw.get("local_files_only"):
+            raise FileNotFoundError("not in the HF cache")
+        self.calls += 1
+        partial = Path(str(kw["local_dir"])) / ".cache" / "huggingface" / f"{filename}.incomplete"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"half")
+        if self.hang:
+            self.release.wait(HANG_S)
+        if self.data is None:
+            raise OSError("the hub is unreachable")
+        path = Path(str(kw["local_dir"])) / filename
+        path.write_bytes(self.data)
+        partial.unlink()
+        return str(path)
+
+
+def _hub_source(url: str | None = None) -> hub.Source:
+    return hub.Source("hubbed", "x.pth", url=url, hf_repo="someone/weights",
+                      hf_filename="model.safetensors")  # fmt: skip
+
+
+def test_hub_download_is_verified_and_cached(monkeypatch: pytest.MonkeyPatch):
+    import huggingface_hub
+
+    fake = _FakeHub()
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    source = _hub_source()
+    path = hub.fetch(source, timeout=5)
+    assert path == hub.hub_cache_path(source) and path.read_bytes() == PAYLOAD
+    assert _files(hub.cache_dir()) == [path, hub.pin_path(path)]
+    assert hub.fetch(source) == path and fake.calls == 1
+    _tamper(path)
+    with pytest.raises(hub.HashMismatchError, match="pinned on first use"):
+        hub.fetch(source)
+
+
+def test_hub_that_hangs_gives_up_at_the_deadline_without_litter(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+):
+    import huggingface_hub
+
+    fake = _FakeHub(hang=True)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    monkeypatch.setenv("SFCPROP_DOWNLOAD_TIMEOUT", "1")
+    start = time.monotonic()
+    with pytest.raises(hub.WeightsUnavailableError, match="within 1 s"):
+        hub.fetch(_hub_source(server.url + "/good.pth"))
+    assert time.monotonic() - start < 3 and server.hits["/good.pth"] == 0
+    _no_litter()
+    fake.release.set()  # the abandoned worker finishes late and cleans up after itself
+    for thread in threading.enumerate():
+        if thread.name == "sfcprop-hub-download":
+            thread.join(HANG_S)
+    _no_litter()
+
+
+def test_hub_failure_falls_back_to_the_url(server: _Server, monkeypatch: pytest.MonkeyPatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _FakeHub(data=None))
+    source = _hub_source(server.url + "/good.pth")
+    assert hub.fetch(source, timeout=10) == hub.cache_path(source)
+    assert not hub.hub_cache_path(source).parent.exists()
