@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -100,27 +101,87 @@ def test_state_dict_weights_and_bn_warmup():
         backbone("dino-vits8", weights=None, sfc_bn_warmup=True)
 
 
-def test_fc_default_prefers_a_cached_release_over_the_shipped_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def _fake_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict]:
     from safetensors.torch import save_file
 
     shipped = tmp_path / "fc-r18-sfcprop.safetensors"
-    ship_state = _r18_trunk_state(2)
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in ship_state.items()}, shipped)
+    state = _r18_trunk_state(2)
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, shipped)
     monkeypatch.setattr(reg, "shipped_weights", lambda filename: shipped)
-    model = backbone("fc")
-    assert model.load_report.source == str(shipped) and model.load_report.ok
-    torch.testing.assert_close(model.conv1.weight, ship_state["conv1.weight"].half().float())
+    return shipped, state
 
-    release = reg.REGISTRY["fc"].releases["sfc"].source
-    rel_state = _r18_trunk_state(3)
-    hub.cache_path(release).parent.mkdir(parents=True)
-    model_dict = {"online_encoder." + k: v for k, v in rel_state.items()}
-    torch.save({"model": model_dict, "epoch": 19}, hub.cache_path(release))
-    model = backbone("fc")
-    assert model.load_report.layout == "fc"
+
+def _cache_sfc_release(seed: int) -> tuple[Path, dict]:
+    """SFC's pretrained_fc.pth layout, put in the cache by hand."""
+    path = hub.cache_path(reg.REGISTRY["fc"].releases["sfc"].source)
+    state = _r18_trunk_state(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {"online_encoder." + k: v for k, v in state.items()}, "epoch": 19}, path)
+    return path, state
+
+
+def test_fc_default_is_the_shipped_model_even_with_the_release_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    shipped, ship_state = _fake_shipped(tmp_path, monkeypatch)
+    release, rel_state = _cache_sfc_release(3)
+    for model in (backbone("fc"), backbone("fc", weights="shipped")):
+        assert model.load_report.source == str(shipped) and model.load_report.ok
+        torch.testing.assert_close(model.conv1.weight, ship_state["conv1.weight"].half().float())
+        assert model.weights_path == shipped
+        assert model.weights_description == f"fc: shipped weights {shipped}"
+
+    model = backbone("fc", weights="sfc")  # the released FC only when asked for
+    assert model.load_report.layout == "fc" and model.weights_path == release
+    assert model.weights_description == f"fc: release 'sfc' {release}"
     torch.testing.assert_close(model.conv1.weight, rel_state["conv1.weight"])
+
+
+def test_weights_description_of_files_state_dicts_and_random_init(tmp_path: Path):
+    state = _r18_trunk_state(4)
+    path = tmp_path / "mine.pth"
+    torch.save(state, path)
+    for model in (backbone("fc", weights=str(path)), backbone(path)):
+        assert model.weights_path == path and str(path) in model.weights_description
+    from_dict = backbone("fc", weights=state)
+    assert from_dict.weights_path is None and from_dict.weights_description == "fc: a state dict"
+    random = backbone("crw", weights=None)
+    assert random.weights_path is None and "random init" in random.weights_description
+
+
+def test_sfc_release_is_verified_when_loaded_from_the_cache():
+    path, _ = _cache_sfc_release(5)
+    model = backbone("fc", weights="sfc")  # a file put by hand: pinned on first use
+    assert model.weights_path == path and hub.pin_path(path).is_file()
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(hub.HashMismatchError, match=f"{path}.*pinned on first use.*Delete"):
+        backbone("fc", weights="sfc")
+
+
+def _layout_dict(layout: str, state: dict) -> dict:
+    prefix = {"crw": "encoder.model.", "fc": "online_encoder."}[layout]
+    return {"model": {prefix + k: v for k, v in state.items()}}
+
+
+@pytest.mark.parametrize(("weights", "net"), [("crw", "fc"), ("fc", "crw")])
+def test_weights_trained_with_the_other_padding_warn(weights: str, net: str):
+    checkpoint = _layout_dict(weights, _r18_trunk_state(6))
+    with pytest.warns(UserWarning, match="padding") as caught:
+        model = backbone(net, weights=checkpoint)
+    report = model.load_report
+    assert report.ok and len(report.warnings) == 1 and str(caught[0].message) in report.warnings
+    trained = "reflect" if weights == "crw" else "zeros"
+    assert f"trained with {trained} padding" in report.warnings[0]
+    assert f"use {weights!r}" in report.warnings[0] and "warning:" in report.summary()
+
+
+@pytest.mark.parametrize("name", ["crw", "fc"])
+def test_weights_with_their_own_padding_do_not_warn(name: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = backbone(name, weights=_layout_dict(name, _r18_trunk_state(7)))
+        plain = backbone("crw", weights=_r18_trunk_state(7))  # plain names: origin unknown
+    assert not model.load_report.warnings and not plain.load_report.warnings
 
 
 def test_missing_shipped_file_is_a_clear_error():
@@ -136,6 +197,38 @@ def test_cli_table_lists_every_backbone(capsys: pytest.CaptureFixture[str]):
         assert f"\n{name} " in out
     assert reg.cli_main(["crw"]) == 0
     assert "pretrained.pth" in capsys.readouterr().out
+
+
+def test_cli_says_how_each_release_is_verified(capsys: pytest.CaptureFixture[str]):
+    assert reg.cli_main([]) == 0
+    out = capsys.readouterr().out
+    for entry in reg.REGISTRY.values():
+        for name in entry.releases:
+            assert f"{entry.name}/{name} " in out
+    assert "crw/crw   " in out and "url: full gitsha1 in the registry" in out
+    assert "pinned on first use (no hash published)" in out  # fc/sfc
+    assert "pinned on first use (published prefix md5:b251726a checked)" in out
+    assert reg.cli_main(["fc"]) == 0
+    assert "verified: url: pinned on first use" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("run", ["registry", "sfcprop"])
+def test_cli_unknown_name_is_one_line_error(run: str, capsys: pytest.CaptureFixture[str]):
+    from sfcprop.cli import main
+
+    rc = reg.cli_main(["nope"]) if run == "registry" else main(["backbones", "nope"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("sfcprop: error: unknown backbone 'nope'")
+    assert "fc, crw, mocov1" in err and "dino-vits8" in err
+
+
+def test_cli_help_has_examples(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as done:
+        reg.cli_main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:\n  sfcprop backbones " in out and "sfcprop backbones crw" in out
 
 
 @pytest.mark.parametrize(("layer", "dim"), [("layer2", 128), ("layer3", 256)])

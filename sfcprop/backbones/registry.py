@@ -1,9 +1,27 @@
 """The backbone registry: names -> architecture, weight sources, converter and metadata.
 
-`backbone("fc")` gives the SFC fine-grained ResNet-18 with its default weights,
+`backbone("fc")` gives the fine-grained ResNet-18 with the model shipped in sfcprop's
+`weights/` folder (always that one, cached downloads or not), `backbone("fc",
+weights="sfc")` SFC's released FC (downloaded and verified, see `hub`),
 `backbone("mocov1", weights="path/to/file.pth.tar")` a MoCo ResNet-50 from a local file,
 `backbone("some_checkpoint.pth")` whatever that file's layout says, and `weights=None` a
-randomly initialised network. Every model comes back in eval mode as a `Correspondence`.
+randomly initialised network. Every model comes back in eval mode as a `Correspondence`
+that says which weights it runs:
+
+- `model.weights_path`: the file the weights were read from (`Path`), None for a state
+  dict or random init;
+- `model.weights_description`: one line for logs, e.g. `"fc: shipped weights
+  .../fc-r18-sfcprop.safetensors"` or `"fc: release 'sfc' .../pretrained_fc.pth"`;
+- `model.load_report`: what happened to each key (`checkpoints.LoadReport`), None for
+  random init; `load_report.warnings` holds doubts such as a padding mismatch.
+
+Padding rule: CRW trained with reflect padding, every other released ResNet with zeros.
+The trained padding is read from the layout the weights came in (`Layout.padding`: the
+`crw` layout, prefix `encoder.model.`, is reflect; `fc` (`online_encoder.`), MoCo,
+SimSiam, PixPro, InstDis and VINCE are zeros); loading them into a network with the other
+padding (CRW weights into `fc`, FC weights into `crw`) adds a warning to the report and
+warns. Plain torchvision names (`torchvision` layout, state dicts) do not tell their
+origin, so they are not checked.
 """
 
 from __future__ import annotations
@@ -12,6 +30,8 @@ import argparse
 import contextlib
 import importlib.resources
 import os
+import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +40,7 @@ from typing import Any
 import torch
 
 from .. import hub
-from ..checkpoints import LoadReport, load_encoder_state
+from ..checkpoints import LAYOUTS, LoadReport, load_encoder_state
 from .base import Correspondence
 from .bn_warmup import sfc_bn_warmup as _sfc_bn_warmup
 from .resnet import ResNetTrunk, resnet18, resnet50
@@ -87,10 +107,11 @@ _ENTRIES: list[Entry] = [
                 "fc",
             )
         },
-        default="sfc",
+        default="shipped",
         shipped="fc-r18-sfcprop.safetensors",
         paper="Hu et al., Semantic-Aware Fine-Grained Correspondence, ECCV 2022",
-        notes="default: the SFC release if cached, else the shipped sfcprop-trained file",
+        notes="default: the shipped sfcprop-trained file (weights/); SFC's released FC "
+        "with weights='sfc'",
     ),
     Entry(
         "crw",
@@ -394,6 +415,9 @@ _ENTRIES: list[Entry] = [
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in _ENTRIES}
 
+# The registry network for weights trained with each padding (in `_check_padding` advice).
+_PADDED_BY = {"reflect": "crw", "zeros": "fc"}
+
 # Which registry entry a detected file layout builds (torchvision files: by arch).
 _BY_LAYOUT = {
     "fc": "fc",
@@ -458,12 +482,27 @@ def _build(entry: Entry, state: dict[str, torch.Tensor] | None, complete: bool) 
     return model
 
 
-def _resolve_weights(entry: Entry, weights: Any) -> tuple[Any, str | None]:
-    """`weights` -> (path or dict to load, layout or None to detect)."""
+def _check_padding(model: Correspondence, report: LoadReport) -> None:
+    """Warn (and note in `report`) when the weights were trained with the other padding."""
+    trained = LAYOUTS[report.layout].padding
+    padding = getattr(model, "padding", None)
+    if trained is None or padding is None or trained == padding:
+        return
+    message = (
+        f"{report.source}: {report.layout!r} weights were trained with {trained} padding but "
+        f"this network pads with {padding}; features will differ from the original "
+        f"(use {_PADDED_BY[trained]!r} for these weights)"
+    )
+    report.warnings.append(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def _resolve_weights(entry: Entry, weights: Any) -> tuple[Any, str | None, str]:
+    """`weights` -> (path or dict to load, layout or None to detect, description)."""
     if isinstance(weights, Mapping):
-        return weights, None
+        return weights, None, "a state dict"
     if isinstance(weights, os.PathLike):
-        return weights, None
+        return weights, None, f"file {weights}"
     if not isinstance(weights, str):
         raise TypeError(f"weights must be a name, a path, a state dict or None, not {weights!r}")
     if weights == "default":
@@ -472,21 +511,20 @@ def _resolve_weights(entry: Entry, weights: Any) -> tuple[Any, str | None]:
                 f"backbone {entry.name!r} has no downloadable default weights: {entry.notes}. "
                 "Pass weights=<file> (or weights=None for random init)."
             )
-        release = entry.releases.get(entry.default)
-        if entry.shipped and (release is None or hub.cached(release.source) is None):
-            try:
-                return shipped_weights(entry.shipped), None
-            except FileNotFoundError as e:
-                hint = f" or weights={entry.default!r} to download the release" if release else ""
-                raise FileNotFoundError(f"{e}{hint}") from None
         weights = entry.default
     if weights == "shipped" and entry.shipped:
-        return shipped_weights(entry.shipped), None
+        try:
+            path = shipped_weights(entry.shipped)
+        except FileNotFoundError as e:
+            hint = "".join(f" or weights={r!r} to download a release" for r in entry.releases)
+            raise FileNotFoundError(f"{e}{hint}") from None
+        return path, None, f"shipped weights {path}"
     if weights in entry.releases:
         release = entry.releases[weights]
-        return hub.fetch(release.source), release.layout
+        path = hub.fetch(release.source)
+        return path, release.layout, f"release {weights!r} {path}"
     if Path(weights).expanduser().exists():
-        return Path(weights).expanduser(), None
+        return Path(weights).expanduser(), None, f"file {Path(weights).expanduser()}"
     names = ", ".join(["default", *entry.releases, *(["shipped"] if entry.shipped else [])])
     raise ValueError(
         f"weights {weights!r} for {entry.name!r} is neither a release ({names}) nor an "
@@ -508,14 +546,17 @@ def backbone(
     checkpoint dict), or None for random init. `strict=False` loads what matches and
     reports the rest (`model.load_report`). `sfc_bn_warmup=True` applies SFC's BatchNorm
     warm-up quirk after loading (ResNets only; see `bn_warmup`). The model maps normalised
-    `[B, 3, H, W]` to unit features `[B, dim, ceil(H/8), ceil(W/8)]`.
+    `[B, 3, H, W]` to unit features `[B, dim, ceil(H/8), ceil(W/8)]`; `model.weights_path`
+    and `model.weights_description` say which weights it runs (see the module docstring).
     """
     state: dict[str, torch.Tensor] | None = None
     report: LoadReport | None = None
+    source: Any = None
+    description = "random init (weights=None)"
     if str(name_or_path) in REGISTRY:
         entry = REGISTRY[str(name_or_path)]
         if weights is not None:
-            source, layout = _resolve_weights(entry, weights)
+            source, layout, description = _resolve_weights(entry, weights)
             state, report = load_encoder_state(source, layout=layout, strict=strict)
             expected = entry.arch.split("-")[0]
             if report.arch != expected:
@@ -526,16 +567,22 @@ def backbone(
     elif Path(name_or_path).expanduser().is_file():
         if not (isinstance(weights, str) and weights == "default"):
             raise ValueError("backbone(<file>) takes its weights from the file; omit weights=")
-        state, report = load_encoder_state(Path(name_or_path).expanduser(), strict=strict)
+        source = Path(name_or_path).expanduser()
+        state, report = load_encoder_state(source, strict=strict)
         entry = _entry_for(report)
+        description = f"file {source}"
     else:
         raise KeyError(
             f"{str(name_or_path)!r} is neither a registered backbone ({', '.join(REGISTRY)}) "
             "nor an existing checkpoint file"
         )
     model = _build(entry, state, complete=report is not None and report.ok)
+    if report is not None:
+        _check_padding(model, report)
     model.load_report = report
     model.backbone_name = entry.name
+    model.weights_path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    model.weights_description = f"{entry.name}: {description}"
     if sfc_bn_warmup:
         if not isinstance(model, ResNetTrunk):
             raise ValueError(f"sfc_bn_warmup applies to ResNet trunks, not {entry.name!r}")
@@ -558,7 +605,7 @@ def _sources(entry: Entry) -> str:
 
 
 def _cached(entry: Entry) -> str:
-    have = [n for n, r in entry.releases.items() if hub.cached(r.source) is not None]
+    have = [n for n, r in entry.releases.items() if hub.cached(r.source, verify=False)]
     if entry.shipped:
         try:
             shipped_weights(entry.shipped)
@@ -579,16 +626,49 @@ def _table(entries: Sequence[Entry]) -> str:
     )
 
 
+def _verification(entries: Sequence[Entry]) -> str:
+    """One line per release: a full hash in the registry, or pinned on first use."""
+    rows = [
+        (f"{e.name}/{n}", hub.verification(r.source))
+        for e in entries
+        for n, r in e.releases.items()
+    ]
+    width = max((len(r[0]) for r in rows), default=0)
+    return "\n".join(f"  {name.ljust(width)}  {how}" for name, how in rows)
+
+
+CLI_EXAMPLES = """examples:
+  sfcprop backbones                  # every backbone: sources, cached?, verification
+  sfcprop backbones crw              # one backbone: paper, licence, release URLs, cache paths
+  HF_HUB_OFFLINE=1 sfcprop backbones # the same without touching the network
+
+In Python: sfcprop.backbone("fc") (the shipped model), sfcprop.backbone("fc", weights="sfc")
+(SFC's release, downloaded once and verified), sfcprop.backbone("mocov2", weights="file.pth").
+"""
+
+
 def cli_main(argv: Sequence[str] | None = None) -> int:
     """`sfcprop backbones [NAME]`: the registry table, or one entry's details."""
-    parser = argparse.ArgumentParser(prog="sfcprop backbones", description=cli_main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sfcprop backbones",
+        description="List the backbone registry, or show one backbone's details.",
+        epilog=CLI_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("name", nargs="?", help="show one backbone's details")
     args = parser.parse_args(argv)
     if args.name is None:
         print(_table(_ENTRIES))
+        print(f"\nverification (checked on download and on every load):\n{_verification(_ENTRIES)}")
         print(f"\ncache: {hub.cache_dir()}  (SFCPROP_CACHE; HF_HUB_OFFLINE=1 for no network)")
         return 0
-    e = get_entry(args.name)
+    if args.name not in REGISTRY:
+        print(
+            f"sfcprop: error: unknown backbone {args.name!r}; known: {', '.join(REGISTRY)}",
+            file=sys.stderr,
+        )
+        return 1
+    e = REGISTRY[args.name]
     print(_table([e]))
     for label, value in (("paper", e.paper), ("licence", e.licence), ("notes", e.notes)):
         if value:
@@ -598,4 +678,5 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     for name, release in e.releases.items():
         src = release.source
         print(f"release {name}: {src.url or src.manual or src.hf_repo} -> {hub.cache_path(src)}")
+        print(f"  verified: {hub.verification(src)}")
     return 0
