@@ -237,20 +237,23 @@ def _write_record(pin: Path, sha256: str, published: str | None, path: Path) -> 
         raise
 
 
-def _check(path: Path, published: str | None, pinned: str | None, pin: Path, fix: str) -> str:
-    """The sha256 of `path` once it matches `published` and `pinned`; else the error."""
+def _check(
+    path: Path, published: str | None, pinned: str | None, pin: Path, name: str, fix: str
+) -> str:
+    """The sha256 of `path` once it matches `published` and `pinned`; else the error
+    (naming the file as `name`, ending with `fix`)."""
     algos = {"sha256"} | ({_parse_hash(published)[0]} if published else set())
     digests = _digests(path, algos)
     if published:
         algo, want = _parse_hash(published)
         if not digests[algo].startswith(want):
             raise HashMismatchError(
-                f"{path}: {algo} {digests[algo]} does not match the published {published}. " + fix
+                f"{name}: {algo} {digests[algo]} does not match the published {published}. " + fix
             )
     got = digests["sha256"]
     if pinned and got != pinned and not is_full_hash(published):
         raise HashMismatchError(
-            f"{path}: sha256 {got} does not match sha256:{pinned}, pinned on first use in "
+            f"{name}: sha256 {got} does not match sha256:{pinned}, pinned on first use in "
             f"{pin}: the file changed since. " + fix + f" If the release itself changed, "
             f"delete {pin} too."
         )
@@ -277,7 +280,7 @@ def verify_file(path: str | os.PathLike, published: str | None, pin: str | os.Pa
     if _unchanged(record, path, published):
         return record["sha256"]
     fix = f"Delete {path} to download it again."
-    sha256 = _check(path, published, record.get("sha256"), pin, fix)
+    sha256 = _check(path, published, record.get("sha256"), pin, str(path), fix)
     try:
         pin.parent.mkdir(parents=True, exist_ok=True)
         _write_record(pin, sha256, published, path)
@@ -492,11 +495,12 @@ def _clean_stale(folder: Path, filename: str) -> None:
 
 
 def _install(tmp: Path, dest: Path, published: str | None, what: str) -> Path:
-    """Verify the downloaded `tmp` against `published` and the pin of `dest`, then move it."""
+    """Verify `tmp`, the download of `what`, against `published` and the pin of `dest`,
+    then move it to `dest`."""
     pin = pin_path(dest)
     record = _read_record(pin, dest)
-    fix = f"{what} was not kept (a corrupt transfer, or a different file there)."
-    sha256 = _check(tmp, published, record.get("sha256"), pin, fix)
+    fix = f"It was not kept (a corrupt transfer, or a different file at {what})."
+    sha256 = _check(tmp, published, record.get("sha256"), pin, what, fix)
     os.replace(tmp, dest)
     try:
         _write_record(pin, sha256, published, dest)
@@ -530,7 +534,7 @@ def download(
         try:
             with os.fdopen(fd, "wb") as out:
                 _stream(url, out, deadline)
-            return _install(Path(tmp), dest, expected_hash, f"the download of {url}")
+            return _install(Path(tmp), dest, expected_hash, url)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -599,8 +603,7 @@ def _hub_download(source: Source, deadline: float) -> Path:
             if not got.resolve().is_relative_to(tmp.resolve()):
                 shutil.copyfile(got, tmp / ".copy")
                 got = tmp / ".copy"
-            what = f"the hub copy {source.hf_repo}/{filename}"
-            return _install(got, dest, source.hf_hash, what)
+            return _install(got, dest, source.hf_hash, f"the hub's {source.hf_repo}/{filename}")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
