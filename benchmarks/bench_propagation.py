@@ -116,7 +116,7 @@ def child(args: argparse.Namespace) -> dict:
     """Run one configuration in this process and return its measurements."""
     from sfcprop import affinity, budget, labels, propagation
     from sfcprop.backbones import resnet18, resnet50
-    from sfcprop.presets import get_preset
+    from sfcprop.config import get_preset
 
     torch.set_num_threads(args.threads)
     frames, mask, source = load_clip(args.frames, SIZES[args.size])

@@ -7,15 +7,27 @@ every frame (`[T, H, W]` uint8), with the shipped FC model.
 from . import viz  # sfcprop.viz.show(frames, result) in a notebook
 from .backbones import Correspondence, backbone, list_backbones
 from .budget import MemoryBudgetError, MemoryPlan
-from .presets import PRESETS, Preset, get_preset
-from .propagation import Propagation, Propagator, propagate, propagate_iter, propagate_soft
+from .confidence import Flag
+from .config import PRESETS, Config, Preset, get_preset
+from .propagation import (
+    FrameResult,
+    Propagation,
+    Propagator,
+    Session,
+    propagate,
+    propagate_iter,
+    propagate_soft,
+)
 from .tracking import Tracks, track_keypoints
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "Config",
     "Correspondence",
+    "Flag",
+    "FrameResult",
     "MemoryBudgetError",
     "MemoryPlan",
     "Preset",
@@ -27,6 +39,7 @@ __all__ = [
     "propagate",
     "propagate_soft",
     "propagate_iter",
+    "Session",
     "Tracks",
     "track_keypoints",
     "viz",

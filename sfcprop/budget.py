@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .affinity import window_geometry
-from .presets import Preset
+from .config import Config as Preset
 
 GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the CPU default)
 WINDOW_ELEMS = 1 << 22  # elements of short-term key windows per block (the CPU default)

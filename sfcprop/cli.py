@@ -122,8 +122,8 @@ Exit codes: 0 ok, 1 bad input or failed run, 2 usage."""
 GIF_MAX_SIDE = 480
 
 
-def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
-    from .presets import PRESETS
+def _add_common(p: argparse.ArgumentParser, preset_help: str, skip=()) -> None:
+    from .config import PRESETS, add_arguments
 
     p.add_argument("--out", required=True, help="output folder (must not be the input folder)")
     p.add_argument(
@@ -134,26 +134,7 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
     )
     p.add_argument("--semantic", help="a second backbone to fuse with (SFC), as --backbone")
     p.add_argument("--preset", choices=sorted(PRESETS), help=preset_help)
-    g = p.add_argument_group("propagation parameters (override the preset)")
-    g.add_argument("--topk", type=int, help="keys kept per query cell")
-    g.add_argument("--context", type=int, help="preceding frames in memory (m)")
-    g.add_argument("--radius", type=float, help="short-term neighbourhood, feature cells")
-    g.add_argument("--temperature", type=float, help="softmax temperature")
-    g.add_argument("--lam", type=float, help="weight of --backbone when fused")
-    p.add_argument(
-        "--short-side",
-        type=int,
-        metavar="N",
-        help="resize frames to this shorter side before the backbone; outputs keep the "
-        "original size (default: native size, the reference protocol)",
-    )
-    p.add_argument(
-        "--max-memory",
-        type=_bytes,
-        metavar="SIZE",
-        help="peak memory to stay under, e.g. 4GiB or 800MB: the affinity works in smaller "
-        "blocks to fit, or the run stops before any work saying what would fit",
-    )
+    add_arguments(p, skip=skip)
     o = p.add_argument_group("pictures")
     o.add_argument("--overlays", action="store_true", help="write overlays/<stem>.jpg")
     o.add_argument(
@@ -164,38 +145,40 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str) -> None:
         "--fps", type=_positive, help="frame rate of the GIF/mp4 (default: the video's, or 10)"
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
-    add_precision_option(p, "float32 (default) gives the reference results")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
-def add_precision_option(p: argparse.ArgumentParser, float32: str) -> None:
-    """`--precision` (also `sfcprop eval`'s); `float32`: what the default means there."""
-    p.add_argument(
-        "--precision",
-        choices=("float32", "float16", "bfloat16"),
-        default="float32",
-        help=f"{float32}; float16/bfloat16 keep features in half precision: faster where "
-        "the hardware has units for them (bfloat16 on recent Xeons, GPUs), but the top-k "
-        "differs in some cells",
-    )
-
-
 def _add_propagate(sub) -> None:
+    from .propagation import DEFAULT_RULE, RULES
+
     p = sub.add_parser(
         "propagate",
-        help="propagate a first-frame mask through your video",
-        description="Propagate the object mask of the first frame through a folder of "
-        "frames or a video file; write a mask per frame (and overlays).",
+        help="propagate masks through your video (first frame or keyframes)",
+        description="Propagate object masks through a folder of frames or a video file: the "
+        "first frame's mask, or a folder of sparse masks on any frames (keyframes, tracked "
+        "forward and backward); write a mask per frame, per-object confidence and the frames "
+        "to check.",
         epilog=PROPAGATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("frames", metavar="FRAMES_OR_VIDEO", help="folder of frames or video file")
     p.add_argument(
         "first_mask",
-        metavar="FIRST_MASK",
-        help="ids of the first frame: palette or greyscale PNG (binary 0/255 is one "
-        "object) or an integer .npy",
+        metavar="ANNOTATIONS",
+        help="the first frame's ids (palette or greyscale PNG, binary 0/255 is one object, "
+        "or an integer .npy), or a folder of masks named like the frames they annotate "
+        "(the DAVIS convention: 00000.png, 00040.png ...; a video's frames are 00000, 00001 ...)",
+    )
+    p.add_argument(
+        "--forward-only",
+        action="store_true",
+        help="propagate each keyframe forward only (default: both directions between keyframes)",
+    )
+    p.add_argument(
+        "--rule",
+        choices=RULES,
+        default=DEFAULT_RULE,
+        help="how a frame between two keyframes combines the two passes (default: %(default)s)",
     )
     _add_common(p, "parameter set (default: davis, or davis-sfc with --semantic)")
 
@@ -211,13 +194,7 @@ def _add_track(sub) -> None:
     )
     p.add_argument("frames", metavar="FRAMES_OR_VIDEO", help="folder of frames or video file")
     p.add_argument("points", metavar="POINTS", help="first-frame points: .json, .csv or .mat")
-    _add_common(p, "parameter set (default: jhmdb, or jhmdb-sfc with --semantic)")
-    p.add_argument(
-        "--size",
-        type=_size,
-        metavar="HxW",
-        help="resize frames to exactly H x W before the backbone (JHMDB's protocol: 320x320)",
-    )
+    _add_common(p, "parameter set (default: jhmdb's parameters at the frames' own size)")
     p.add_argument("--gt", metavar="MAT", help="JHMDB joint_positions.mat to score PCK against")
 
 
@@ -229,25 +206,6 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
-
-
-def _bytes(text: str) -> int:
-    from .budget import parse_bytes
-
-    try:
-        return parse_bytes(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 320x320, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return h, w
 
 
 def _run_safely(command, args: argparse.Namespace) -> int:
@@ -266,45 +224,140 @@ def _run_safely(command, args: argparse.Namespace) -> int:
 
 def _propagate(args: argparse.Namespace) -> int:
     from . import io
-    from .propagation import propagate_iter
+    from .config import from_args
+    from .framestore import FrameStore
+    from .propagation import Session
 
     frames = io.open_frames(args.frames)
     out = _check_out(args, [args.frames, args.first_mask])
-    mask, palette = io.read_mask(args.first_mask)
-    mask = io.load_first_mask(mask)  # validates the dtype
+    keys, palette = _annotations(Path(args.first_mask), frames)
     palette = palette or io.DAVIS_PALETTE
-    tap = _Tap(frames)
-    stream = propagate_iter(
-        tap,
-        mask,
+    preset = args.preset or ("davis" if args.semantic is None else "davis-sfc")
+    store = FrameStore(frames, keep=list(keys) != [0])
+    session = Session(
+        store,
         _net(args.backbone),
         _net(args.semantic),
-        preset=args.preset,
-        short_side=args.short_side,
-        device=args.device,
-        **_params(args),
+        preset=from_args(args, preset),
+        rule=args.rule,
+        forward_only=args.forward_only,
+        keep_results=False,
     )
+    for t, mask in sorted(keys.items()):
+        session.annotate(t, mask)
+    _say_weights(session.prop, args.quiet)
+    objects = [i for i in session.label_ids if i != 0]
+    rows, flags = [], []
     with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
-        n = 0
-        for t, ids, _ in _bar(stream, frames.count, args.quiet, "propagate"):
-            io.write_mask(tmp / f"{frames.name(t)}.png", ids, palette)
-            pictures.add(frames.name(t), lambda ids=ids: _overlay(tap.last, ids, palette))
-            n += 1
+        for r in _bar(session.run(), frames.count, args.quiet, "propagate"):
+            name = store.name(r.t)
+            io.write_mask(tmp / f"{name}.png", r.ids, palette)
+            pictures.add(name, lambda r=r: _overlay(store[r.t], r.ids, palette))
+            rows += [
+                (r.t, name, obj, float(c)) for obj, c in zip(objects, r.confidence, strict=True)
+            ]
+            flags += [(name, f) for f in r.flags]
+        _write_confidence(tmp, rows, flags, sorted(keys))
     if not args.quiet:
-        print(f"wrote {n} masks to {out}{pictures.summary()}")
+        print(f"wrote {len(rows) // max(1, len(objects))} masks to {out}{pictures.summary()}")
+        _summary(objects, rows, flags)
     return 0
 
 
-def _params(args: argparse.Namespace) -> dict:
-    """The propagation parameters given on the command line (None: the preset's)."""
-    return {
-        k: getattr(args, k)
-        for k in ("topk", "context", "radius", "temperature", "lam", "max_memory", "precision")
-    }
+def _annotations(path: Path, frames) -> tuple[dict[int, np.ndarray], list[int] | None]:
+    """`{frame index: ids}` and a palette: one mask file is frame 0's; a folder holds masks
+    named like the frames they annotate."""
+    from . import io
+
+    if not path.is_dir():
+        mask, palette = io.read_mask(path)
+        return {0: io.load_first_mask(mask)}, palette
+    files = [p for p in io.list_images(path) if p.suffix.lower() in (".png", ".npy")]
+    files += sorted(path.glob("*.npy"))
+    if not files:
+        raise ValueError(f"{path} holds no masks (.png or .npy named like the frames)")
+    index = _frame_index(frames)
+    keys, palette = {}, None
+    for f in files:
+        t = index(f.stem)
+        if t is None:
+            raise ValueError(
+                f"the mask {f.name} names no frame of the video: masks are named like the "
+                f"frames they annotate ({frames.name(0)}, {frames.name(1)} ...)"
+            )
+        mask, pal = io.read_mask(f)
+        keys[t] = io.load_first_mask(mask)
+        palette = palette or pal
+    return keys, palette
+
+
+def _frame_index(frames):
+    """stem -> frame index (None for no frame) of a `Frames`."""
+    stems = getattr(frames, "_stems", None)
+    if stems is not None:
+        lookup = {s: t for t, s in enumerate(stems)}
+        return lookup.get
+    return lambda stem: int(stem) if stem.isdigit() else None
+
+
+def _say_weights(prop, quiet: bool) -> None:
+    if quiet:
+        return
+    for net in (prop.encoder.backbone, prop.encoder.semantic):
+        about = getattr(net, "weights_description", None) if net is not None else None
+        if about:
+            print(f"weights: {about}", file=sys.stderr)
+
+
+def _write_confidence(folder: Path, rows, flags, keyframes) -> None:
+    """`confidence.csv` (frame,name,object,confidence) and `flags.json`."""
+    import csv
+
+    with open(folder / "confidence.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "name", "object", "confidence"])
+        w.writerows((t, name, obj, f"{c:.4f}") for t, name, obj, c in rows)
+    items = [
+        {"frame": f.frame, "name": name, "kind": f.kind, "object": f.object, "value": f.value}
+        for name, f in flags
+    ]
+    (folder / "flags.json").write_text(
+        json.dumps({"keyframes": keyframes, "flags": items}, indent=1) + "\n"
+    )
+
+
+def _summary(objects, rows, flags) -> None:
+    """Per-object confidence; one warning line per lost object, one per likely cut."""
+    from .confidence import lost_runs
+
+    for obj in objects:
+        values = [(c, t) for t, _, o, c in rows if o == obj]
+        low, at = min(values)
+        mean = sum(c for c, _ in values) / len(values)
+        print(f"object {obj}: mean confidence {mean:.2f}, lowest {low:.2f} (frame {at})")
+    names = {f.frame: name for name, f in flags}
+    seen = set()
+    for obj, first, _last in lost_runs([f for _, f in flags]):
+        if obj not in seen:
+            seen.add(obj)
+            print(
+                f"warning: object {obj} lost from frame {first} ({names[first]}): "
+                "add a keyframe there",
+                file=sys.stderr,
+            )
+    for name, f in flags:
+        if f.kind == "cut":
+            print(
+                f"warning: likely scene cut at frame {f.frame} ({name}): add a keyframe there",
+                file=sys.stderr,
+            )
 
 
 def _track(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from . import io
+    from .config import PRESETS, from_args
     from .tracking import JHMDB_JOINTS, track_keypoints_iter
 
     frames = io.open_frames(args.frames)
@@ -317,17 +370,12 @@ def _track(args: argparse.Namespace) -> int:
         raise ValueError(f"--gt has {gt.shape[1]} joints but {args.points} has {len(points)}")
     if args.size is not None and args.short_side is not None:
         raise ValueError("give --size or --short-side, not both")
+    base = args.preset or replace(
+        PRESETS["jhmdb" if args.semantic is None else "jhmdb-sfc"], size=None, resize="antialias"
+    )
     tap = _Tap(frames)
     stream = track_keypoints_iter(
-        tap,
-        points,
-        _net(args.backbone),
-        _net(args.semantic),
-        preset=args.preset,
-        size=args.size,
-        short_side=args.short_side,
-        device=args.device,
-        **_params(args),
+        tap, points, _net(args.backbone), _net(args.semantic), preset=from_args(args, base)
     )
     tracked, confidence, stems = [], [], []
     with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:

@@ -41,10 +41,11 @@ import torch
 import torch.nn.functional as F
 
 from . import datasets, keypoints, metrics
-from .cli import add_precision_option
+from .config import Config, add_arguments
 
 TASKS = ("davis", "jhmdb", "vip")
 CONFIG_FILE = "sfcprop-eval.json"
+JHMDB_SIZE, VIP_SIZE = 320, 560  # CRW's square frames (spec section 5)
 
 
 # --------------------------------------------------------------------------- arguments
@@ -68,11 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="davis/vip: split name (val); jhmdb: a split list file")
     p.add_argument("--max-frames", type=int, help="only the first N frames (smoke tests)")
     p.add_argument("--bn-warmup", action="store_true", help="SFC's BatchNorm warm-up quirk")
-    for name, kind in [("topk", int), ("context", int), ("radius", float)]:
-        p.add_argument(f"--{name}", type=kind, help="override the preset")
-    p.add_argument("--temperature", type=float, help="override the preset")
-    p.add_argument("--lam", type=float, help="override the preset (fused weight)")
-    add_precision_option(p, "float32 (default) is the protocol")
+    add_arguments(p, skip=("device", "size", "short_side", "max_memory"))
     g = p.add_argument_group("davis")
     g.add_argument("--year", choices=("auto", "2016", "2017"), default="auto")
     g.add_argument(
@@ -82,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="DAVIS-2016 folders: propagate the binary mask or Annotations2017first",
     )
     g = p.add_argument_group("jhmdb / vip")
-    g.add_argument("--size", type=int, default=320, help="jhmdb: square frame size")
-    g.add_argument("--short-side", type=int, help="vip: short side (default: preset, 560)")
+    g.add_argument(
+        "--size", type=int, help="jhmdb / vip: square frame size (default: preset, 320 / 560)"
+    )
+    g.add_argument("--short-side", type=int, help="vip: short side instead of the square")
     g.add_argument("--classes", type=int, default=20, help="vip: classes incl. background")
     return p
 
@@ -192,14 +191,6 @@ def _complete(folder: Path, files: Iterable[str]) -> bool:
     return folder.is_dir() and all((folder / f).is_file() for f in files)
 
 
-def _resize(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 `[3, H, W]` -> uint8 `[3, *size]`: bilinear, half-pixel centres, no antialias."""
-    if tuple(frame.shape[1:]) == tuple(size):
-        return frame
-    out = F.interpolate(frame[None].float(), size=size, mode="bilinear", align_corners=False)
-    return out[0].round().clamp(0, 255).to(torch.uint8)
-
-
 def _check_config(out: Path, config: dict, dist: Dist) -> None:
     """Refuse to resume into a folder written with other settings."""
     path = out / CONFIG_FILE
@@ -258,18 +249,28 @@ def _model(args: argparse.Namespace, device: torch.device) -> _Model:
         return None if name is None else load(name, sfc_bn_warmup=args.bn_warmup, device=device)
 
     preset = args.preset or (args.task if args.semantic is None else f"{args.task}-sfc")
-    names = ("topk", "context", "radius", "temperature", "lam")
+    names = ("topk", "context", "radius", "temperature", "lam", "resize")
     params = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    params["precision"] = args.precision
+    params["precision"] = args.precision or "float32"
     quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
     return _Model(get(args.backbone), get(args.semantic), preset, params, device, quiet)
+
+
+def _protocol(model: _Model, **resize) -> Config:
+    """The run's `Config`: the model's preset and overrides, on its device, with `resize`
+    (size / short_side) where given; frames resized as CRW does (float, no antialiasing)
+    unless --resize says otherwise."""
+    params = {"resize": "float", **model.params}
+    return Config.preset(model.preset, device=str(model.device), **params, **resize)
 
 
 def _config(args: argparse.Namespace) -> dict:
     keys = ("task", "backbone", "semantic", "preset", "bn_warmup", "topk", "context", "radius")
     keys += ("temperature", "lam", "year", "first_mask", "size", "short_side")
     config = {k: getattr(args, k) for k in keys}
-    if args.precision != "float32":  # (folders written before this option are float32)
+    if args.resize is not None:  # (folders written before this option have none)
+        config["resize"] = args.resize
+    if args.precision not in (None, "float32"):  # (folders written before this option are float32)
         config["precision"] = args.precision
     return config
 
@@ -287,10 +288,8 @@ def _propagate_davis(seq: datasets.MaskSequence, out: Path, n: int, model: _Mode
         ids0,
         model.backbone,
         model.semantic,
-        preset=model.preset,
-        device=model.device,
+        preset=_protocol(model),
         progress=not model.quiet,
-        **model.params,
     )
 
     def write(folder: Path) -> None:
@@ -397,24 +396,25 @@ def _object_key(names: Sequence[str]) -> Callable[[str], tuple[int, int]]:
 # --------------------------------------------------------------------------- JHMDB
 
 
-def _propagate_jhmdb(seq: datasets.KeypointSequence, out: Path, n: int, model: _Model, size: int):
+def _propagate_jhmdb(
+    seq: datasets.KeypointSequence, out: Path, n: int, model: _Model, size: int | None
+):
     from .io import read_image
     from .propagation import propagate_soft
 
     first = read_image(seq.frames[0])
     hw = tuple(first.shape[1:])
-    grid = keypoints.grid_size((size, size))
+    side = size or JHMDB_SIZE
+    config = _protocol(model, size=(side, side))
+    grid = keypoints.grid_size(config.encoded_size(*hw))
     first_soft = keypoints.encode_keypoints(seq.first_keypoints, hw, grid)
-    frames = (_resize(read_image(p), (size, size)) for p in seq.frames[:n])
     soft = propagate_soft(
-        frames,
+        [read_image(p) for p in seq.frames[:n]],  # resized by the propagator (CRW's policy)
         first_soft,
         model.backbone,
         model.semantic,
-        preset=model.preset,
-        device=model.device,
+        preset=config,
         progress=not model.quiet,
-        **model.params,
     )
     decoded = [keypoints.decode_keypoints(s, hw) for s in soft]
     points = np.stack([p for p, _ in decoded])
@@ -483,46 +483,31 @@ def _run_jhmdb(args, dist: Dist, results: Path, model: _Model | None, report: Pa
 # --------------------------------------------------------------------------- VIP
 
 
-def _short_side_size(hw: tuple[int, int], short: int | None) -> tuple[int, int]:
-    if not short:
-        return hw
-    scale = short / min(hw)
-    return round(hw[0] * scale), round(hw[1] * scale)
-
-
-def _propagate_vip(seq: datasets.MaskSequence, out: Path, n: int, model: _Model, short) -> None:
-    from PIL import Image
-
+def _propagate_vip(seq: datasets.MaskSequence, out: Path, n: int, model: _Model, args) -> None:
     from .io import DAVIS_PALETTE, read_image, write_mask
     from .propagation import propagate
 
     ids0, palette = seq.read_first()
     hw = ids0.shape
-    size = _short_side_size(hw, short)
-    small = np.asarray(Image.fromarray(ids0).resize(size[::-1], Image.Resampling.NEAREST))
-    frames = (_resize(read_image(p), size) for p in seq.frames[:n])
+    side = args.size or (None if args.short_side else VIP_SIZE)
+    size = (side, side) if side else None
     result = propagate(
-        frames,
-        small,
+        [read_image(p) for p in seq.frames[:n]],  # resized by the propagator (CRW's policy)
+        ids0,  # resized to the frames' grid (nearest, then bilinear to the grid)
         model.backbone,
         model.semantic,
-        preset=model.preset,
-        device=model.device,
+        preset=_protocol(model, size=size, short_side=args.short_side),
         return_soft=True,
         progress=not model.quiet,
-        **model.params,
     )
     lut = torch.tensor(result.label_ids, dtype=torch.uint8)
 
     def write(folder: Path) -> None:
+        # every frame, frame 0 included, as the original writes it: argmax of the soft
+        # labels upsampled (frame 0: its given labels down to the grid and back up)
         for t, name in enumerate(seq.frame_names[:n]):
-            if t == 0:
-                ids = ids0
-            else:
-                up = F.interpolate(
-                    result.soft[t][None], size=hw, mode="bilinear", align_corners=False
-                )
-                ids = lut[up[0].argmax(0)].numpy()
+            up = F.interpolate(result.soft[t][None], size=hw, mode="bilinear", align_corners=False)
+            ids = lut[up[0].argmax(0)].numpy()
             write_mask(folder / f"{name}.png", ids, palette or DAVIS_PALETTE)
 
     write_atomically(out / seq.name, write)
@@ -545,12 +530,9 @@ def score_vip_sequence(
 
 
 def _run_vip(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
-    from .presets import get_preset
-
     subset = args.sequences.split(",") if args.sequences else None
     reader = datasets.VIP(args.root, args.split or "val", sequences=subset)
     mine = dist.share(reader.names)
-    short = args.short_side or (get_preset(model.preset).short_side if model else None)
     confs: dict[str, np.ndarray] = {}
     for name in _bar(mine, args.quiet or dist.rank != 0, desc="videos", unit="video"):
         seq = reader[name]
@@ -558,7 +540,7 @@ def _run_vip(args, dist: Dist, results: Path, model: _Model | None, report: Path
         if model is not None and not _complete(
             results / name, [f"{s}.png" for s in seq.frame_names[:n]]
         ):
-            _propagate_vip(seq, results, n, model, short)
+            _propagate_vip(seq, results, n, model, args)
         confs[name] = score_vip_sequence(seq, results, args.classes, args.max_frames)
     gathered = dist.gather(confs)
     if dist.rank != 0:

@@ -7,13 +7,14 @@ import torch
 import torch.nn.functional as F
 
 MAX_LABELS = 255
+MAX_ID = 255  # ids are written as uint8 palette PNGs
 
 
-def label_ids(mask: torch.Tensor) -> list[int]:
-    """The ids of a first-frame mask `[H, W]`: 0 (background, channel 0) then the objects.
+def label_ids(mask: torch.Tensor, allow_empty: bool = False) -> list[int]:
+    """The ids of a mask `[H, W]`: 0 (background, channel 0) then the objects.
 
-    Raises ValueError for non-integer or negative ids, a mask with no object, or more
-    than 255 ids.
+    Raises ValueError for non-integer, negative or > 255 ids, more than 255 objects, or
+    a mask with no object (unless `allow_empty`: a later keyframe may show none).
     """
     if mask.ndim != 2:
         raise ValueError(f"a mask must be [H, W], got shape {tuple(mask.shape)}")
@@ -22,8 +23,13 @@ def label_ids(mask: torch.Tensor) -> list[int]:
     ids = torch.unique(mask).tolist()
     if ids[0] < 0:
         raise ValueError(f"mask ids must be >= 0, got {ids[0]}")
+    if ids[-1] > MAX_ID:
+        raise ValueError(
+            f"mask ids must be at most {MAX_ID} (they are written as 8-bit palette PNGs), "
+            f"got {ids[-1]}"
+        )
     objects = [i for i in ids if i != 0]
-    if not objects:
+    if not objects and not allow_empty:
         raise ValueError("the first mask holds no object: every pixel is background (id 0)")
     if len(objects) > MAX_LABELS:
         raise ValueError(f"at most {MAX_LABELS} object ids are supported, got {len(objects)}")

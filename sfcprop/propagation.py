@@ -1,433 +1,608 @@
-"""Memory of frame 0 and the m preceding frames; `Propagator.step`; `propagate`.
+"""Labels through a video from keyframes: passes in both directions, corrections, confidence.
 
-The reference protocol (spec sections 3-4): frame 0 is a global key frame; the m
-preceding frames are short-term keys limited to a radius; at the start of a video the
-missing short-term slots hold copies of frame 0; top-k is joint over the whole context;
-predictions are fed back soft. Memory holds m + 1 feature maps and their soft labels,
-whatever the video's length.
+A `Session` holds the annotated frames (keyframes) and the results. Each stretch of frames
+between two keyframes gets a forward pass from the earlier keyframe and a backward pass
+from the later one (each pass the reference protocol of `sfcprop.propagator`, with its
+keyframe as the global key), combined by a `rule`; frames before the first keyframe get
+the backward pass, frames after the last the forward one. With one keyframe at frame 0
+this is the published protocol, unchanged. Adding or replacing a keyframe recomputes only
+the stretches next to it, from the features it keeps (`feature_cache`).
+
+`propagate`, `propagate_iter` and `propagate_soft` are a session plus one loop.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
-from einops import rearrange
 
-from . import affinity, budget, labels
-from . import precision as numeric
+from . import budget, labels
+from . import confidence as conf
 from .backbones.base import Correspondence
-from .features import Encoder
-from .io import (
-    Frames,
-    FrameSource,
-    iter_frames,
-    load_first_mask,
-    open_frames,
-    resize_frame,
-    resize_ids,
-    short_side_size,
-)
-from .presets import Preset, get_preset
+from .config import Config
+from .framestore import FrameStore
+from .io import Frames, FrameSource, load_first_mask, open_frames, resize_ids
+from .propagator import Memory, Propagator, step_soft
+
+__all__ = [
+    "DEFAULT_RULE",
+    "RULES",
+    "FrameResult",
+    "Memory",
+    "Propagation",
+    "Propagator",
+    "Session",
+    "propagate",
+    "propagate_iter",
+    "propagate_soft",
+    "step_soft",
+]
+
+RULES = ("distance", "certainty", "nearest")
+DEFAULT_RULE = "distance"  # chosen by benchmarks/bench_keyframes.py (README, "Keyframes")
+DEFAULT_FEATURE_CACHE = 1 << 30
 
 
-@dataclass
-class Memory:
-    """The context of the next target frame: frame 0 plus up to m recent frames.
-
-    first: `(features [C, h, w], soft labels [L, h, w])` of frame 0; recent: the same for
-    the frames before the target, oldest first (at most `context` of them).
-    """
-
-    first: tuple[torch.Tensor, torch.Tensor]
-    recent: deque = field(default_factory=deque)
-
-    def short_term(self, context: int) -> list[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
-        """`(multiplicity, (features, labels))` of the m short-term slots: while fewer than
-        m frames precede the target, the oldest (frame 0) fills the missing slots."""
-        slots = [(1, item) for item in self.recent]
-        if slots:
-            slots[0] = (1 + context - len(self.recent), slots[0][1])
-        return slots
-
-
-def step_soft(
-    query: torch.Tensor,
-    memory: Memory,
-    preset: Preset,
-    global_rows: int = budget.GLOBAL_ROWS,
-    window_elems: int = budget.WINDOW_ELEMS,
+def combine(
+    forward: torch.Tensor, backward: torch.Tensor, d_forward: int, d_backward: int, rule: str
 ) -> torch.Tensor:
-    """Soft labels `[L, h, w]` of the frame with features `query` `[C, h, w]`.
+    """Soft labels `[L, h, w]` of a frame `d_forward` frames after the earlier keyframe and
+    `d_backward` before the later one, from the two passes' soft labels.
 
-    `global_rows` / `window_elems`: block sizes of the affinity (memory, not results)."""
-    c, h, w = query.shape
-    n = h * w
-    feats0, labels0 = memory.first
-    candidates = [affinity.global_topk(query, feats0, preset.topk, preset.temperature, global_rows)]
-    banks = [labels0]
-    for slot, (mult, (feats, soft)) in enumerate(memory.short_term(preset.context), start=1):
-        vals, idx = affinity.local_topk(
-            query,
-            feats,
-            preset.radius,
-            preset.topk,
-            preset.temperature,
-            max_window_elems=window_elems,
-        )
-        candidates += [(vals, idx + slot * n)] * mult
-        banks.append(soft)
-    weights, index = affinity.merge_topk(candidates, preset.topk)
-    bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
-    out = affinity.gather_labels(weights, index, bank)
-    return rearrange(out, "(h w) l -> l h w", h=h, w=w)
+    "distance": weights linear in time (`d_backward / (d_forward + d_backward)` for the
+    forward pass); "certainty": those weights times each pass's per-cell certainty (its
+    largest soft label), renormalised per cell; "nearest": the pass of the nearer keyframe
+    (the forward one on a tie)."""
+    if rule == "nearest":
+        return forward if d_forward <= d_backward else backward
+    w = d_backward / (d_forward + d_backward)
+    if rule == "distance":
+        return w * forward + (1 - w) * backward
+    if rule == "certainty":
+        a = w * forward.amax(dim=0, keepdim=True)
+        b = (1 - w) * backward.amax(dim=0, keepdim=True)
+        return (a * forward + b * backward) / (a + b).clamp_min(1e-12)
+    raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
 
 
-class Propagator:
-    """Streaming label propagation: `start(frame0, labels)`, then `step(frame)` per frame.
+class FrameResult(NamedTuple):
+    """One frame's result: `ids` `[H, W]` uint8 (CPU; None for soft labels), `soft`
+    `[L, h, w]` on the grid, `confidence` `[objects]` in [0, 1], `flags` of this frame."""
 
-    `backbone`/`semantic` are `Correspondence` modules or registry names/paths; with two,
-    their features are fused with `lam`. Parameters come from `preset` (default "davis",
-    or "davis-sfc" when fused) and keyword overrides. `short_side`: frames are resized
-    (bilinear, antialiased) to this shorter side before the backbone, so labels live on
-    the grid of the resized frame; None (default, the reference protocol) keeps them as
-    they are. A preset's own `short_side` (VIP's 560) is the dataset protocol that
-    `sfcprop eval` applies; it is not used here. `max_memory` (bytes, or "4GiB", "800MB"):
-    `start` estimates the peak (`plan_memory`), shrinks the affinity's blocks to fit, and
-    raises `MemoryBudgetError` saying what would fit (a short side, a shorter context)
-    when nothing does; each step then returns freed memory to the system
-    (`budget.release_freed`). None: no limit, default blocks (larger on CUDA). `precision`:
-    "float32" (default, the reference results; TensorFloat-32 off on CUDA), or "float16" /
-    "bfloat16" (backbone under autocast, features kept in half: a speed mode whose top-k
-    differs in some cells, see `sfcprop.precision`).
-    """
-
-    def __init__(
-        self,
-        backbone: Correspondence | str = "fc",
-        semantic: Correspondence | str | None = None,
-        *,
-        preset: str | Preset | None = None,
-        device: str | torch.device | None = None,
-        short_side: int | None = None,
-        max_memory: int | str | None = None,
-        precision: str = "float32",
-        **params,
-    ) -> None:
-        short_side_size((1, 1), short_side)  # validates
-        dtype = numeric.feature_dtype(precision)
-        self.precision = precision
-        self.short_side = short_side
-        self.max_memory = budget.parse_bytes(max_memory) if max_memory is not None else None
-        self.preset = get_preset(preset or ("davis" if semantic is None else "davis-sfc"), **params)
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
-        fine = _resolve(backbone, self.device)
-        sem = _resolve(semantic, self.device) if semantic is not None else None
-        lam = self.preset.lam if sem is not None else None
-        if sem is not None and lam is None:
-            raise ValueError(f"fusing two backbones needs lam; preset {self.preset} has none")
-        self.encoder = Encoder(fine, sem, lam, dtype)
-        self.memory: Memory | None = None
-        self.size: tuple[int, int] | None = None
-        self.plan: budget.MemoryPlan | None = None
-
-    def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """The size a `height x width` frame is encoded at (after `short_side`)."""
-        return short_side_size((height, width), self.short_side)
-
-    def grid(self, height: int, width: int) -> tuple[int, int]:
-        """The feature grid `(h, w)` of a `height x width` frame."""
-        return self.encoder.backbone.grid(*self.input_size(height, width))
-
-    def plan_memory(
-        self, height: int, width: int, n_labels: int, outputs: int = 0
-    ) -> budget.MemoryPlan:
-        """Estimated peak memory of propagating `height x width` frames with `n_labels`
-        soft labels (`outputs`: bytes the caller keeps), with blocks fitted to `max_memory`.
-
-        Raises `MemoryBudgetError` when even the smallest blocks do not fit."""
-        plan = self._plan((height, width), self.short_side, n_labels, outputs, self.preset)
-        if self.max_memory is None or plan.total <= self.max_memory:
-            return plan
-        fits = self._fits(height, width, n_labels, outputs)
-        if outputs and fits == (None, None):  # what would fit once the results are streamed
-            fits = self._fits(height, width, n_labels, 0)
-        raise budget.too_big(plan, self.max_memory, (height, width), self.preset, *fits)
-
-    def _plan(self, size, short_side, n_labels, outputs, preset) -> budget.MemoryPlan:
-        hw = short_side_size(size, short_side)
-        nets = [n for n in (self.encoder.backbone, self.encoder.semantic) if n is not None]
-        grid = nets[0].grid(*hw)
-        acts = max(budget.backbone_bytes(net, *hw) for net in nets)
-        acts += (len(nets) - 1) * nets[0].dim * grid[0] * grid[1] * 4  # first map kept
-        channels = sum(net.dim for net in nets)
-
-        feature_bytes = self.encoder.dtype.itemsize
-
-        def rebuild(rows: int, elems: int) -> budget.MemoryPlan:
-            return budget.estimate(
-                size, grid, channels, n_labels, preset, acts, outputs, rows, elems, feature_bytes
-            )
-
-        plan = rebuild(*budget.default_blocks(self.device))
-        return plan if self.max_memory is None else budget.fit(plan, self.max_memory, rebuild)
-
-    def _fits(self, height, width, n_labels, outputs) -> tuple[int | None, int | None]:
-        """The largest short side, and the longest context, that would fit `max_memory`."""
-
-        def fits(short_side: int | None, preset: Preset) -> bool:
-            plan = self._plan((height, width), short_side, n_labels, outputs, preset)
-            return plan.total <= self.max_memory
-
-        current = min(short_side_size((height, width), self.short_side))
-        sides = (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160)
-        side = next((s for s in sides if s < current and fits(s, self.preset)), None)
-        contexts = range(self.preset.context - 1, -1, -1)
-        context = next(
-            (m for m in contexts if fits(self.short_side, replace(self.preset, context=m))), None
-        )
-        return side, context
-
-    def start(self, frame: torch.Tensor, soft: torch.Tensor, outputs: int = 0) -> None:
-        """Frame 0 (uint8 `[3, H, W]`) and its soft labels: `[L, h, w]` on the feature grid,
-        or float maps `[L, H, W]` at the frame's size (resized to the grid: bilinear,
-        half-pixel centres, no antialiasing, as masks are). `outputs`: bytes the caller
-        will keep, counted against `max_memory` (checked here, before any work)."""
-        soft = torch.as_tensor(soft).to(self.device, torch.float32)
-        if frame.ndim == 3 and soft.ndim == 3:
-            self.plan = self.plan_memory(*frame.shape[1:], soft.shape[0], outputs)
-        with numeric.no_tf32():
-            feats = self._encode(frame)
-        grid, size = tuple(feats.shape[1:]), tuple(frame.shape[1:])
-        if soft.ndim == 3 and tuple(soft.shape[1:]) == size != grid:
-            soft = labels.resize_soft(soft, grid)
-        if soft.ndim != 3 or tuple(soft.shape[1:]) != grid:
-            raise ValueError(
-                f"first labels must be [L, h, w] on the {grid} feature grid or [L, H, W] at "
-                f"the frame's size {size}, got {tuple(soft.shape)}"
-            )
-        self.size = size
-        self.memory = Memory((feats, soft), deque([(feats, soft)], maxlen=self.preset.context))
-
-    def step(self, frame: torch.Tensor) -> torch.Tensor:
-        """Soft labels `[L, h, w]` of the next frame (uint8 `[3, H, W]`); updates the memory."""
-        if self.memory is None:
-            raise RuntimeError("call start(first_frame, first_labels) before step()")
-        if tuple(frame.shape[1:]) != self.size:
-            raise ValueError(
-                f"all frames must have the size of frame 0 {self.size}, "
-                f"got {tuple(frame.shape[1:])}"
-            )
-        blocks = (self.plan.global_rows, self.plan.window_elems) if self.plan else ()
-        with numeric.no_tf32():
-            query = self._encode(frame)
-            soft = step_soft(query, self.memory, self.preset, *blocks)
-        if self.preset.context > 0:
-            self.memory.recent.append((query, soft))
-        if self.max_memory is not None:
-            budget.release_freed()
-        return soft
-
-    def _encode(self, frame: torch.Tensor) -> torch.Tensor:
-        if frame.ndim != 3 or frame.shape[0] != 3 or frame.dtype != torch.uint8:
-            raise ValueError(
-                f"a frame must be uint8 [3, H, W], got {frame.dtype} {tuple(frame.shape)}"
-            )
-        frame = frame.to(self.device)
-        if self.short_side is not None:
-            frame = resize_frame(frame, self.input_size(*frame.shape[1:]))
-        return self.encoder(frame[None])[0]
+    t: int
+    ids: torch.Tensor | None
+    soft: torch.Tensor
+    confidence: np.ndarray
+    flags: list[conf.Flag]
 
 
 @dataclass
 class Propagation:
-    """Result of `propagate`: ids `[T, H, W]` uint8 (the ids of the first mask),
-    `label_ids` (channel l of `soft` is id `label_ids[l]`), soft `[T, L, h, w]` or None."""
+    """Result of `propagate`: ids `[T, H, W]` uint8 (annotated frames as given);
+    `label_ids` (channel l of `soft` is id `label_ids[l]`; object i of `confidence` is
+    `label_ids[i + 1]`); soft `[T, L, h, w]` or None; confidence `[T, objects]` float32
+    in [0, 1] (see `sfcprop.confidence`); flags: frames to check (lost objects, likely
+    scene cuts); keyframes: the annotated frames."""
 
     ids: torch.Tensor
     label_ids: list[int]
     soft: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
+    flags: list[conf.Flag] = field(default_factory=list)
+    keyframes: list[int] = field(default_factory=list)
+
+    def lost(self) -> list[tuple[int, int, int]]:
+        """`(object id, first frame, last frame)` of each run of frames an object is lost."""
+        return conf.lost_runs(self.flags)
 
 
-def propagate_soft_iter(
-    frames: FrameSource, first_soft: torch.Tensor, propagator: Propagator, outputs: int = 0
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield `(frame, soft [L, h, w])` for every frame, frame 0 first (its given labels).
+@dataclass
+class _Done:
+    soft: torch.Tensor  # [L, h, w] on the grid, channels as `ids`
+    ids: tuple[int, ...]
+    stats: conf.FrameStats
+    ref: np.ndarray  # [L] reference areas
 
-    `outputs`: bytes the caller keeps, counted against the propagator's `max_memory`."""
-    it = iter_frames(frames)
-    try:
-        frame0 = next(it)
-    except StopIteration:
-        raise ValueError("the video holds no frames") from None
-    propagator.start(frame0, first_soft, outputs)
-    yield frame0, propagator.memory.first[1]
-    for frame in it:
-        yield frame, propagator.step(frame)
+
+class Session:
+    """Keyframes in, labels on every frame out; corrections recompute only what changes.
+
+    ```
+    s = Session(frames, "fc")
+    s.annotate(0, mask0); s.annotate(40, mask40)
+    result = s.result()          # a Propagation
+    s.annotate(20, fixed)        # a correction: recomputes frames 1-39 only
+    result = s.result()
+    ```
+    frames: anything `sfcprop.io.iter_frames` reads (a video or an iterator is decoded once
+    into a bounded cache, see `FrameStore`). Annotations are masks (`annotate`, `[H, W]`
+    ids; the objects are the union of the keyframes' ids, and an object may first appear
+    at any keyframe) or soft maps (`annotate_soft`, `[L, h, w]` on the grid or `[L, H, W]`),
+    not both. rule: how a frame between two keyframes combines the two passes (`RULES`);
+    forward_only: each keyframe only forward (frames before the first keyframe stay
+    background). feature_cache: bytes of feature maps kept for reuse by the second pass
+    and by corrections (default 1 GiB, less when `max_memory` leaves less). Other keywords
+    are `Propagator`'s (backbones, `preset` and `Config` fields).
+    """
+
+    def __init__(
+        self,
+        frames: FrameSource | FrameStore,
+        backbone: Correspondence | str = "fc",
+        semantic: Correspondence | str | None = None,
+        *,
+        rule: str = DEFAULT_RULE,
+        forward_only: bool = False,
+        feature_cache: int | str | None = None,
+        keep_results: bool = True,
+        keep_frames: bool = True,
+        preset: str | Config | None = None,
+        **settings: Any,
+    ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        self.prop = Propagator(backbone, semantic, preset=preset, **settings)
+        self.config = self.prop.config
+        self.store = frames if isinstance(frames, FrameStore) else FrameStore(frames, keep_frames)
+        self.rule, self.forward_only, self.keep_results = rule, forward_only, keep_results
+        self._cache_limit = budget.parse_bytes(feature_cache) if feature_cache is not None else None
+        self.keyframes: dict[int, torch.Tensor] = {}  # t -> ids [H, W] or soft [L, ...]
+        self.kind: str | None = None  # "mask" or "soft"
+        self.label_ids: list[int] = [0]
+        self.size: tuple[int, int] | None = None
+        self.results: dict[int, _Done] = {}
+        self.similarities: dict[int, float] = {}
+        self._features: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._stale: set[tuple[int | None, int | None]] = set()
+        self._stale_keys: set[int] = set()
+        self._fresh = True
+        self.steps = 0  # propagation steps run (each one frame of one pass)
+        self.outputs = 0  # bytes the caller keeps, counted against max_memory
+
+    # ------------------------------------------------------------------ annotations
+
+    def annotate(self, t: int, mask) -> None:
+        """Set (or replace) the mask `[H, W]` of frame `t` (ids, 0 = background; a PNG
+        path, array or tensor): it comes back as given, and the frames up to the
+        neighbouring keyframes are recomputed by the next `run` / `result`."""
+        ids = load_first_mask(mask)
+        found = labels.label_ids(ids, allow_empty=bool(self.keyframes))
+        if ids.max() > labels.MAX_ID:
+            raise ValueError(f"object ids must be at most {labels.MAX_ID}, got {int(ids.max())}")
+        self._set(t, ids, "mask")
+        self.label_ids = sorted(set(self.label_ids) | set(found))
+
+    def annotate_soft(self, t: int, soft) -> None:
+        """Set the soft labels of frame `t`: `[L, h, w]` on the feature grid or `[L, H, W]`
+        at the frame's size; every keyframe has the same L."""
+        soft = torch.as_tensor(soft, dtype=torch.float32)
+        if soft.ndim != 3:
+            raise ValueError(f"soft labels must be [L, h, w] or [L, H, W], got {tuple(soft.shape)}")
+        if not torch.isfinite(soft).all():
+            raise ValueError(f"the soft labels of frame {t} hold NaN or infinite values")
+        if self.keyframes and soft.shape[0] != len(self.label_ids):
+            raise ValueError(
+                f"frame {t} has {soft.shape[0]} label channels, the other keyframes "
+                f"{len(self.label_ids)}"
+            )
+        self._set(t, soft, "soft")
+        self.label_ids = list(range(soft.shape[0]))
+
+    def remove(self, t: int) -> None:
+        """Remove the annotation of frame `t` (its stretch is recomputed)."""
+        if t not in self.keyframes:
+            raise KeyError(f"frame {t} is not annotated; annotated: {sorted(self.keyframes)}")
+        if len(self.keyframes) == 1:
+            raise ValueError("cannot remove the only keyframe")
+        prev, nxt = self._neighbours(t)
+        del self.keyframes[t]
+        self._stale.add((prev, nxt))
+        self.results.pop(t, None)
+
+    def _set(self, t: int, value: torch.Tensor, kind: str) -> None:
+        if not isinstance(t, int | np.integer) or isinstance(t, bool) or t < 0:
+            raise ValueError(f"a keyframe index must be an integer >= 0, got {t!r}")
+        t = int(t)
+        if self.kind is not None and kind != self.kind:
+            raise ValueError(f"this session holds {self.kind} annotations; cannot add a {kind}")
+        if not self.store.has(t):
+            if not self.store.has(0):
+                raise ValueError("the video holds no frames")
+            raise ValueError(
+                f"frame {t} is past the end of the video ({self.store.known_length} frames)"
+            )
+        hw = tuple(self.store[t].shape[1:])
+        if kind == "mask" and tuple(value.shape) != hw:
+            raise ValueError(f"frame {t} is {hw} (H, W) but its mask is {tuple(value.shape)}")
+        if self.size is not None and hw != self.size:
+            raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
+        self.size, self.kind = hw, kind
+        prev, nxt = self._neighbours(t)
+        self._stale |= {(prev, t), (t, nxt)}
+        self._stale_keys.add(t)
+        self.keyframes[t] = value
+
+    def _neighbours(self, t: int) -> tuple[int | None, int | None]:
+        before = [k for k in self.keyframes if k < t]
+        after = [k for k in self.keyframes if k > t]
+        return (max(before) if before else None), (min(after) if after else None)
+
+    # ------------------------------------------------------------------ running
+
+    def segments(self) -> list[tuple[int | None, int | None]]:
+        """The stretches between keyframes: `(None, k0)`, `(k0, k1)`, ..., `(kn, None)`."""
+        keys = sorted(self.keyframes)
+        return list(zip([None, *keys], [*keys, None], strict=True))
+
+    def run(self) -> Iterator[FrameResult]:
+        """Recompute what the annotations changed; yield those frames' results in order
+        (keyframes included), each as soon as it is final."""
+        if not self.keyframes:
+            raise ValueError("annotate at least one frame before running")
+        self._plan()
+        history: list[float] = []
+        for a, b in self.segments():
+            if a is not None and (self._fresh or a in self._stale_keys):
+                yield self._keyframe_result(a)
+            if self._fresh or (a, b) in self._stale:
+                for t, done in self._segment(a, b):
+                    yield self._emit(t, done, history)
+        self._fresh = False
+        self._stale.clear()
+        self._stale_keys.clear()
+
+    def result(self, return_soft: bool = False) -> Propagation:
+        """Run what is stale, then every frame's result (needs `keep_results`)."""
+        for _ in self.run():
+            pass
+        if not self.keep_results:
+            raise RuntimeError("this session keeps no results (keep_results=False)")
+        n = len(self.store)
+        ids, soft, confidence = [], [], []
+        for t in range(n):
+            done = self.results[t]
+            s = _remap(done.soft, done.ids, self.label_ids)
+            if self.kind == "mask":
+                ids.append(self._decoded(t, s))
+            if return_soft:
+                soft.append(s.cpu())
+            confidence.append(_remap_objects(done.stats.confidence, done.ids, self.label_ids))
+        flags = [
+            f
+            for t in range(n)
+            for f in conf.lost_flags(
+                t,
+                self.results[t].stats,
+                self.results[t].ref,
+                [i for i in self.results[t].ids[1:]],
+            )
+        ]
+        flags += conf.cut_flags([self.similarities.get(t) for t in range(n)])
+        flags.sort(key=lambda f: (f.frame, f.kind, -1 if f.object is None else f.object))
+        return Propagation(
+            torch.stack(ids) if ids else torch.empty(0),
+            list(self.label_ids),
+            torch.stack(soft) if return_soft else None,
+            torch.from_numpy(np.stack(confidence).astype(np.float32)),
+            flags,
+            sorted(self.keyframes),
+        )
+
+    def _plan(self) -> None:
+        """Check `max_memory` before any work; size the feature cache."""
+        h, w = self.size
+        cached = 0 if self._streaming() else 1
+        self.prop.plan = self.prop.plan_memory(h, w, len(self.label_ids), self.outputs, cached)
+        limit = self._cache_limit if self._cache_limit is not None else DEFAULT_FEATURE_CACHE
+        if self.config.max_memory is not None:
+            limit = min(limit, max(0, self.config.max_memory - self.prop.plan.total))
+        self._cache_bytes = limit
+
+    def _streaming(self) -> bool:
+        """One forward pass from frame 0: no frame or feature is needed twice."""
+        return list(self.keyframes) == [0] and self._fresh
+
+    def _keyframe_result(self, t: int) -> FrameResult:
+        soft = self._key_soft(t)
+        area = conf.areas(soft)
+        stats = conf.frame_stats(soft, area)
+        done = _Done(soft, tuple(self.label_ids), stats, area)
+        if self.keep_results:
+            self.results[t] = done
+        ids = self.keyframes[t].to(torch.uint8) if self.kind == "mask" else None
+        return FrameResult(t, ids, soft, stats.confidence, [])
+
+    def _emit(self, t: int, done: _Done, history: list[float]) -> FrameResult:
+        if self.keep_results:
+            self.results[t] = done
+        flags = conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
+        sim = self.similarities.get(t)
+        if sim is not None:
+            if conf.is_cut(sim, history):
+                flags.append(conf.Flag(t, "cut", None, sim))
+            history.append(sim)
+        ids = self._decoded(t, done.soft) if self.kind == "mask" else None
+        return FrameResult(t, ids, done.soft, done.stats.confidence, flags)
+
+    def _decoded(self, t: int, soft: torch.Tensor) -> torch.Tensor:
+        if t in self.keyframes:
+            return self.keyframes[t].to(torch.uint8)
+        return labels.decode(soft, self.label_ids, self.size).cpu()
+
+    def _segment(self, a: int | None, b: int | None) -> Iterator[tuple[int, _Done]]:
+        ids = tuple(self.label_ids)
+        if a is None:  # before the first keyframe: backward only
+            frames = range(b - 1, -1, -1)
+            if self.forward_only:
+                for t in range(b):
+                    yield t, self._background(ids)
+                return
+            key = self._key_soft(b)
+            done = {t: self._single(s, key, ids) for t, s in self._pass(b, frames, False)}
+            yield from sorted(done.items())
+            return
+        key_a = self._key_soft(a)
+        if b is None:  # after the last keyframe: forward only, streamed
+            for t, s in self._pass(a, _count_from(a + 1, self.store), True):
+                yield t, self._single(s, key_a, ids)
+            return
+        forward = dict(self._pass(a, range(a + 1, b), True))
+        if self.forward_only:
+            for t in range(a + 1, b):
+                yield t, self._single(forward[t], key_a, ids)
+            return
+        key_b = self._key_soft(b)
+        area_a, area_b = conf.areas(key_a), conf.areas(key_b)
+        backward = dict(self._pass(b, range(b - 1, a, -1), False))
+        for t in range(a + 1, b):
+            fw, bw = forward[t], backward[t]
+            soft = combine(fw, bw, t - a, b - t, self.rule)
+            w = (b - t) / (b - a)
+            ref = w * area_a + (1 - w) * area_b
+            stats = conf.frame_stats(soft, ref, torch.stack([fw, bw]))
+            yield t, _Done(soft, ids, stats, ref)
+
+    def _single(self, soft: torch.Tensor, key: torch.Tensor, ids) -> _Done:
+        ref = conf.areas(key)
+        return _Done(soft, ids, conf.frame_stats(soft, ref), ref)
+
+    def _background(self, ids) -> _Done:
+        h, w = self.prop.grid(*self.size)
+        soft = torch.zeros(len(ids), h, w)
+        soft[0] = 1
+        return self._single(soft, soft, ids)
+
+    def _pass(self, k: int, frames: Iterable[int], forward: bool) -> Iterator[tuple[int, Any]]:
+        """`(t, soft)` of a pass from keyframe `k` over `frames` (in pass order)."""
+        self.prop.start_encoded(self._feature(k), self._key_soft(k), self.size)
+        for t in frames:
+            frame_hw = tuple(self.store[t].shape[1:])
+            if frame_hw != self.size:
+                raise ValueError(f"frame {t} is {frame_hw} (H, W) but the keyframes {self.size}")
+            soft = self.prop.step_encoded(self._feature(t))
+            self.steps += 1
+            sim = self.prop.last_similarity
+            if forward:  # the similarity of frame t to t - 1 ...
+                self.similarities[t] = sim
+            else:  # ... and, backwards, of t + 1 to t (where no forward pass gave it)
+                self.similarities.setdefault(t + 1, sim)
+            yield t, soft
+
+    def _feature(self, t: int) -> torch.Tensor:
+        if t in self._features:
+            self._features.move_to_end(t)
+            return self._features[t]
+        feats = self.prop.encode(self.store[t])
+        size = feats.numel() * feats.element_size()
+        if not self._streaming() and size <= self._cache_bytes:
+            while self._features and (len(self._features) + 1) * size > self._cache_bytes:
+                self._features.popitem(last=False)
+            self._features[t] = feats
+        return feats
+
+    def _key_soft(self, t: int) -> torch.Tensor:
+        value = self.keyframes[t]
+        grid = self.prop.grid(*self.size)
+        if self.kind == "soft":
+            if tuple(value.shape[1:]) == tuple(self.size) != grid:
+                value = labels.resize_soft(value, grid)
+            if tuple(value.shape[1:]) != grid:
+                raise ValueError(
+                    f"soft labels must be [L, h, w] on the {grid} feature grid or [L, H, W] "
+                    f"at the frame's size {self.size}, got {tuple(value.shape)}"
+                )
+            return value.to(self.prop.device)
+        small = resize_ids(value, self.prop.input_size(*self.size))  # nearest
+        return labels.to_grid(small, self.label_ids, grid).to(self.prop.device)
+
+
+def _count_from(start: int, store: FrameStore) -> Iterator[int]:
+    t = start
+    while store.has(t):
+        yield t
+        t += 1
+
+
+def _remap(soft: torch.Tensor, old: tuple[int, ...], new: list[int]) -> torch.Tensor:
+    """Soft labels over ids `old` -> over ids `new` (a superset; new channels are 0)."""
+    if list(old) == list(new):
+        return soft
+    out = soft.new_zeros((len(new), *soft.shape[1:]))
+    for i, v in enumerate(old):
+        out[new.index(v)] = soft[i]
+    return out
+
+
+def _remap_objects(values: np.ndarray, old: tuple[int, ...], new: list[int]) -> np.ndarray:
+    """Per-object values over `old[1:]` -> over `new[1:]` (objects new since: 1, absent)."""
+    out = np.ones(len(new) - 1)
+    for i, v in enumerate(old[1:]):
+        out[new.index(v) - 1] = values[i]
+    return out
+
+
+# --------------------------------------------------------------------------- the functions
+
+
+def _keyframes(annotations) -> dict[int, Any]:
+    """A first-frame mask, or a mapping frame index -> mask, as a mapping."""
+    if isinstance(annotations, Mapping):
+        if not annotations:
+            raise ValueError("no annotations: give a first-frame mask or {frame: mask}")
+        return dict(annotations)
+    return {0: annotations}
 
 
 def propagate_iter(
     frames: FrameSource,
-    first_mask,
+    annotations,
     backbone: Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    preset: str | Preset | None = None,
-    topk: int | None = None,
-    context: int | None = None,
-    radius: float | None = None,
-    temperature: float | None = None,
-    lam: float | None = None,
-    short_side: int | None = None,
-    device: str | torch.device | None = None,
-    max_memory: int | str | None = None,
-    precision: str = "float32",
+    rule: str = DEFAULT_RULE,
+    forward_only: bool = False,
     reserve_per_frame: int = 0,
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """`propagate` one frame at a time: yields `(t, ids [H, W] uint8 (CPU), soft [L, h, w])`
-    as each frame is done, so a caller can write it and drop it (nothing accumulates).
+    **settings: Any,
+) -> Iterator[FrameResult]:
+    """`propagate` one frame at a time: yields a `FrameResult` (`t, ids [H, W] uint8 (CPU),
+    soft [L, h, w], confidence [objects], flags`) as each frame is final, in order, so a
+    caller can write it and drop it (nothing accumulates).
 
-    Channel l of `soft` is id `labels.label_ids(first_mask)[l]` (0 first, then the
-    first mask's ids in increasing order). `reserve_per_frame`: bytes the caller keeps of
-    each frame, counted against `max_memory` (before any work when the number of frames is
-    known, else as frames are done). Other arguments as `propagate`.
+    Channel l of `soft` is id l of the union of the annotations' ids (0 first, then the
+    ids in increasing order). `reserve_per_frame`: bytes the caller keeps of each frame,
+    counted against `max_memory` (before any work when the number of frames is known,
+    else as frames are done). Other arguments as `propagate`.
     """
-    mask = load_first_mask(first_mask)
-    ids = labels.label_ids(mask)
-    prop = Propagator(
+    keys = _keyframes(annotations)
+    session = Session(
+        frames,
         backbone,
         semantic,
-        preset=preset,
-        device=device,
-        short_side=short_side,
-        max_memory=max_memory,
-        precision=precision,
-        topk=topk,
-        context=context,
-        radius=radius,
-        temperature=temperature,
-        lam=lam,
+        rule=rule,
+        forward_only=forward_only,
+        keep_results=False,
+        keep_frames=list(keys) != [0],
+        **settings,
     )
-    small = resize_ids(mask, prop.input_size(*mask.shape))  # nearest; unchanged at native size
-    first_soft = labels.to_grid(small, ids, prop.grid(*mask.shape))
-    count = _count(frames) if max_memory is not None and reserve_per_frame else None
-    stream = propagate_soft_iter(
-        _same_size(iter_frames(frames), mask.shape),
-        first_soft,
-        prop,
-        reserve_per_frame * (count or 0),
-    )
-    for t, (_, soft) in enumerate(stream):
-        kept = (t + 1) * reserve_per_frame
-        if prop.max_memory and count is None and prop.plan.total + kept > prop.max_memory:
+    for t, mask in sorted(keys.items()):
+        session.annotate(t, mask)
+    max_memory = session.config.max_memory
+    count = _count(session.store.frames) if max_memory and reserve_per_frame else None
+    session.outputs = reserve_per_frame * (count or 0)
+    for n, result in enumerate(session.run(), start=1):
+        kept = n * reserve_per_frame
+        plan = session.prop.plan
+        if max_memory and count is None and plan.total + kept > max_memory:
             raise budget.MemoryBudgetError(
-                f"keeping the results of {t + 1} frames ({budget.format_bytes(kept)}) with "
-                f"the {budget.format_bytes(prop.plan.total)} propagation needs exceeds "
-                f"max_memory = {budget.format_bytes(prop.max_memory)}; stream them instead "
+                f"keeping the results of {n} frames ({budget.format_bytes(kept)}) with "
+                f"the {budget.format_bytes(plan.total)} propagation needs exceeds "
+                f"max_memory = {budget.format_bytes(max_memory)}; stream them instead "
                 "(sfcprop.propagate_iter, or `sfcprop propagate --out`)"
             )
-        out = mask.to(torch.uint8) if t == 0 else labels.decode(soft, ids, prop.size).cpu()
-        yield t, out, soft
+        yield result
 
 
 def propagate(
     frames: FrameSource,
-    first_mask,
+    annotations,
     backbone: Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    preset: str | Preset | None = None,
-    topk: int | None = None,
-    context: int | None = None,
-    radius: float | None = None,
-    temperature: float | None = None,
-    lam: float | None = None,
-    short_side: int | None = None,
-    device: str | torch.device | None = None,
+    rule: str = DEFAULT_RULE,
+    forward_only: bool = False,
     return_soft: bool = False,
     progress: bool = False,
-    max_memory: int | str | None = None,
-    precision: str = "float32",
+    **settings: Any,
 ) -> Propagation:
-    """Propagate the first frame's object mask through `frames`.
+    """Propagate object masks through `frames`.
 
     frames: uint8 `[T, 3, H, W]` tensor, `[T, H, W, 3]` numpy array, list of PIL images
-    or image paths, a folder of images or a video file (read one at a time). first_mask:
-    `[H, W]` integer ids (0 = background) or a palette/greyscale PNG path. short_side:
-    resize frames to this shorter side before the backbone (bilinear, antialiased; the
-    first mask nearest) and decode the ids back at `H x W`; None: native size, the
-    reference protocol. Returns the ids of every frame (frame 0: the given mask) and,
-    with `return_soft`, the soft labels (on the grid of the resized frames). Only the ids
-    are kept in memory; see `propagate_iter` to stream them. max_memory (bytes, or
-    "4GiB", "800MB"): the estimated peak, including the ids kept for every frame, must fit,
-    else `MemoryBudgetError` (before any work when the number of frames is known) says
-    what would fit; precision: "float32" (default, the reference results), "float16" or
-    "bfloat16" (faster where the hardware has units for them, not exact); see `Propagator`.
+    or image paths, a folder of images or a video file. annotations: the first frame's
+    mask (`[H, W]` integer ids, 0 = background, or a palette/greyscale PNG path), or a
+    mapping `{frame index: mask}` of keyframes: frames between two keyframes combine a
+    forward and a backward pass (`rule`, see `combine`; `forward_only` for one
+    direction); an object may first appear at any keyframe; annotated frames come back
+    as given. Settings (`Config` fields, e.g. `preset="davis"`, `topk`, `radius`,
+    `short_side`, `precision`, `max_memory`, `device`; see `Propagator`). Returns a
+    `Propagation`: the ids of every frame, per-object confidence and the frames to check
+    (`flags`, `lost()`); with `return_soft`, the soft labels on the encoded frames' grid.
     """
-    mask = load_first_mask(first_mask)
-    per_frame = mask.numel()  # uint8 ids
+    keys = _keyframes(annotations)
+    first = load_first_mask(keys[min(keys)])
+    per_frame = first.numel()  # uint8 ids
+    cfg = Config.preset(settings.get("preset") or "davis", **_fields(settings))
     if return_soft:  # float32 [L, h, w] on the stride-8 grid of the encoded size
-        h, w = short_side_size(tuple(mask.shape), short_side)
-        per_frame += len(labels.label_ids(mask)) * -(-h // 8) * -(-w // 8) * 4
+        h, w = cfg.encoded_size(*first.shape)
+        per_frame += len(labels.label_ids(first)) * -(-h // 8) * -(-w // 8) * 4
     stream = propagate_iter(
         frames,
-        mask,
+        keys,
         backbone,
         semantic,
-        preset=preset,
-        topk=topk,
-        context=context,
-        radius=radius,
-        temperature=temperature,
-        lam=lam,
-        short_side=short_side,
-        device=device,
-        max_memory=max_memory,
-        precision=precision,
+        rule=rule,
+        forward_only=forward_only,
         reserve_per_frame=per_frame,
+        **settings,
     )
-    out_ids, out_soft = [], []
-    for _, ids, soft in _progress(stream, progress, frames):
-        out_ids.append(ids)
-        if return_soft:
-            out_soft.append(soft.cpu())
+    out: dict[int, FrameResult] = {}
+    for r in _progress(stream, progress, frames):
+        out[r.t] = r
+    order = [out[t] for t in sorted(out)]
+    ids = sorted({i for m in keys.values() for i in labels.label_ids(load_first_mask(m), True)})
+    soft = [r.soft.cpu() for r in order] if return_soft else None
+    n_obj = len(ids) - 1
+    confidence = np.stack([r.confidence for r in order]).reshape(len(order), n_obj)
+    flags = [f for r in order for f in r.flags]
     return Propagation(
-        torch.stack(out_ids), labels.label_ids(mask), torch.stack(out_soft) if return_soft else None
+        torch.stack([r.ids for r in order]),
+        ids,
+        torch.stack(soft) if return_soft else None,
+        torch.from_numpy(confidence.astype(np.float32)),
+        flags,
+        sorted(keys),
     )
+
+
+def _fields(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k != "preset"}
 
 
 def propagate_soft(
     frames: FrameSource,
-    first_soft: torch.Tensor,
+    annotations,
     backbone: Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    preset: str | Preset | None = None,
-    device: str | torch.device | None = None,
-    short_side: int | None = None,
+    rule: str = DEFAULT_RULE,
+    forward_only: bool = False,
     progress: bool = False,
-    **params,
+    **settings: Any,
 ) -> torch.Tensor:
     """Propagate soft labels (keypoint maps, part maps, any number of float maps) given
-    on frame 0's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to the
-    grid, bilinear); returns `[T, L, h, w]` as they are (no argmax, no normalisation)."""
-    prop = Propagator(
-        backbone, semantic, preset=preset, device=device, short_side=short_side, **params
+    on a keyframe's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to
+    the grid, bilinear): the first frame's maps or `{frame index: maps}`. Returns
+    `[T, L, h, w]` as they are (no argmax, no normalisation)."""
+    keys = _keyframes(annotations)
+    session = Session(
+        frames,
+        backbone,
+        semantic,
+        rule=rule,
+        forward_only=forward_only,
+        keep_results=False,
+        keep_frames=list(keys) != [0],
+        **settings,
     )
-    it = propagate_soft_iter(frames, torch.as_tensor(first_soft, dtype=torch.float32), prop)
-    return torch.stack([soft.cpu() for _, soft in _progress(it, progress, frames)])
-
-
-def _same_size(frames: Iterator[torch.Tensor], size) -> Iterator[torch.Tensor]:
-    for t, frame in enumerate(frames):
-        if tuple(frame.shape[1:]) != tuple(size):
-            raise ValueError(
-                f"frame {t} is {tuple(frame.shape[1:])} (H, W) but the first mask is {tuple(size)}"
-            )
-        yield frame
+    for t, soft in sorted(keys.items()):
+        session.annotate_soft(t, soft)
+    out = {r.t: r.soft.cpu() for r in _progress(session.run(), progress, frames)}
+    return torch.stack([out[t] for t in sorted(out)])
 
 
 def _progress(it: Iterable, enabled: bool, frames: FrameSource = None) -> Iterable:
@@ -440,21 +615,9 @@ def _progress(it: Iterable, enabled: bool, frames: FrameSource = None) -> Iterab
 
 def _count(frames: FrameSource) -> int | None:
     """The number of frames when known without decoding (for the progress bar)."""
-    if isinstance(frames, (str, os.PathLike, Frames)):
+    if isinstance(frames, str | os.PathLike | Frames):
         try:
             return open_frames(frames).count
         except (OSError, ValueError, ImportError):
             return None  # reported when the frames are read
     return len(frames) if hasattr(frames, "__len__") else None
-
-
-def _resolve(net: Correspondence | str, device: torch.device) -> Correspondence:
-    if isinstance(net, str):
-        from .backbones import backbone as load_backbone
-
-        net = load_backbone(net)
-    if not isinstance(net, Correspondence):
-        raise TypeError(
-            f"a backbone must be a Correspondence module or a registry name/path, got {type(net)}"
-        )
-    return net.to(device).eval()

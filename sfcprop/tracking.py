@@ -8,18 +8,17 @@ by default. Frame 0 gives the points as they were given.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Literal, NamedTuple
 
 import numpy as np
-import torch
 
 from . import keypoints
 from .backbones.base import Correspondence
-from .io import FrameSource, iter_frames, resize_frame, short_side_size
-from .presets import Preset
-from .propagation import Propagator, _progress, propagate_soft_iter
+from .config import PRESETS, Config
+from .io import FrameSource
+from .propagation import Session, _progress
 
 # JHMDB's 15 joints, in the order of `pos_img` in joint_positions.mat
 JHMDB_JOINTS = (
@@ -77,42 +76,39 @@ def track_keypoints_iter(
     backbone: Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    preset: str | Preset | None = None,
+    preset: str | Config | None = None,
     size: tuple[int, int] | None = None,
     short_side: int | None = None,
     sigma: float = 0.5,
     rounding: Literal["crw", "floor"] = "crw",
     topn: int = 3,
-    device: str | torch.device | None = None,
-    **params,
+    **settings,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """`track_keypoints` one frame at a time: yields `(t, points [K, 2], confidence [K])`."""
     if size is not None and short_side is not None:
         raise ValueError("give size or short_side, not both")
-    it = iter_frames(frames)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError("the video holds no frames") from None
+    if preset is None:  # JHMDB's parameters, at the frames' own size unless asked
+        name = "jhmdb" if semantic is None else "jhmdb-sfc"
+        preset = replace(PRESETS[name], size=None, resize="antialias")
+    config = Config.preset(preset, size=size, short_side=short_side, **settings)
+    session = Session(
+        frames, backbone, semantic, preset=config, keep_results=False, keep_frames=False
+    )
+    first = session.store[0] if session.store.has(0) else None
+    if first is None:
+        raise ValueError("the video holds no frames")
     hw = tuple(first.shape[1:])
     pts = check_points(points, hw)
-    target = tuple(size) if size is not None else short_side_size(hw, short_side)
-    prop = Propagator(
-        backbone,
-        semantic,
-        preset=preset or ("jhmdb" if semantic is None else "jhmdb-sfc"),
-        device=device,
-        **params,
+    grid = session.prop.grid(*hw)
+    session.annotate_soft(
+        0, keypoints.encode_keypoints(pts, hw, grid, sigma=sigma, rounding=rounding)
     )
-    grid = prop.encoder.backbone.grid(*target)
-    first_soft = keypoints.encode_keypoints(pts, hw, grid, sigma=sigma, rounding=rounding)
-    resized = _resized(itertools.chain([first], it), hw, target)
-    for t, (_, soft) in enumerate(propagate_soft_iter(resized, first_soft, prop)):
-        if t == 0:
+    for r in session.run():
+        if r.t == 0:
             yield 0, pts.copy(), (~np.isnan(pts).any(axis=1)).astype(np.float64)
         else:
-            found, confidence = keypoints.decode_keypoints(soft.cpu(), hw, topn=topn)
-            yield t, found, confidence
+            found, confidence = keypoints.decode_keypoints(r.soft.cpu(), hw, topn=topn)
+            yield r.t, found, confidence
 
 
 def track_keypoints(
@@ -121,13 +117,12 @@ def track_keypoints(
     backbone: Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    preset: str | Preset | None = None,
+    preset: str | Config | None = None,
     size: tuple[int, int] | None = None,
     short_side: int | None = None,
     sigma: float = 0.5,
     rounding: Literal["crw", "floor"] = "crw",
     topn: int = 3,
-    device: str | torch.device | None = None,
     progress: bool = False,
     **params,
 ) -> Tracks:
@@ -156,17 +151,7 @@ def track_keypoints(
         sigma=sigma,
         rounding=rounding,
         topn=topn,
-        device=device,
         **params,
     )
     out = [(p, c) for _, p, c in _progress(stream, progress, frames)]
     return Tracks(np.stack([p for p, _ in out]), np.stack([c for _, c in out]))
-
-
-def _resized(
-    frames: Iterator[torch.Tensor], hw: tuple[int, int], target: tuple[int, int]
-) -> Iterator[torch.Tensor]:
-    for t, frame in enumerate(frames):
-        if tuple(frame.shape[1:]) != hw:
-            raise ValueError(f"frame {t} is {tuple(frame.shape[1:])} (H, W) but frame 0 is {hw}")
-        yield resize_frame(frame, target)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from sfcprop import affinity
-from sfcprop.presets import get_preset
+from sfcprop.config import get_preset
 from sfcprop.propagation import Memory, step_soft
 
 

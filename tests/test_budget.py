@@ -14,7 +14,7 @@ from sfcprop.budget import (
     fit,
     parse_bytes,
 )
-from sfcprop.presets import get_preset
+from sfcprop.config import get_preset
 from sfcprop.propagation import Propagator
 from sfcprop.synthetic import generate_clip
 
@@ -121,9 +121,7 @@ def test_kept_results_count_and_streaming_is_suggested(clip):
     limit = working + (t * h * w) // 2  # the working set fits, all the ids do not
     with pytest.raises(MemoryBudgetError, match="propagate_iter"):
         propagate(clip.frames, mask, net, context=3, max_memory=limit)
-    streamed = [
-        ids for _, ids, _ in propagate_iter(clip.frames, mask, net, context=3, max_memory=limit)
-    ]
+    streamed = [r.ids for r in propagate_iter(clip.frames, mask, net, context=3, max_memory=limit)]
     ref = propagate(clip.frames, mask, net, context=3)
     assert torch.equal(torch.stack(streamed), ref.ids)
 

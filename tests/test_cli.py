@@ -168,9 +168,9 @@ def test_davis_as_an_mp4_gives_the_masks_of_its_frames(data_dir, tmp_path, capsy
     assert rc == 0, err
     rc, _, err = run(capsys, "propagate", video, first, "--out", tmp_path / "b", *common)
     assert rc == 0, err
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
     assert names == [f"{t:05d}.png" for t in range(4)]  # DAVIS frames are 00000.jpg ...
-    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").glob("*.png"))
     for name in names:
         a, pal = io.read_mask(tmp_path / "a" / name)
         b, _ = io.read_mask(tmp_path / "b" / name)
@@ -221,7 +221,7 @@ def _case(name, clip, tmp_path, inputs):
     folder, first, _ = inputs
     if name == "mask of another size":
         io.write_mask(tmp_path / "small.png", clip.masks[0][:40])
-        return ["propagate", folder, tmp_path / "small.png"], "first mask is (40, 80)"
+        return ["propagate", folder, tmp_path / "small.png"], "its mask is (40, 80)"
     if name == "points outside the frame":
         (tmp_path / "p.json").write_text("[[10, 10], [500, 20]]")
         return ["track", folder, tmp_path / "p.json"], "point 1 (x=500, y=20) is outside"

@@ -278,7 +278,8 @@ def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, s
     def propagate(frames, first_mask, backbone, semantic=None, **kw):
         frames = list(frames)
         seen["size"], seen["mask"] = tuple(frames[0].shape[1:]), first_mask.shape
-        grid = keypoints.grid_size(first_mask.shape)
+        seen["config"] = kw["preset"]
+        grid = keypoints.grid_size(kw["preset"].encoded_size(*first_mask.shape))
         one_hot = torch.stack([torch.as_tensor(first_mask == i) for i in (0, 2, 7)]).float()
         soft = torch.nn.functional.interpolate(one_hot[None], size=grid, mode="bilinear")[0]
         return Propagation(torch.zeros(0), [0, 2, 7], soft[None].repeat(len(frames), 1, 1, 1))
@@ -287,7 +288,9 @@ def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, s
     out = tmp_path / "out"
     argv = ["vip", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
     assert evaluate.main([*argv, "--short-side", "20"]) == 0
-    assert seen == {"size": (20, 32), "mask": (20, 32)}
+    # native frames and mask; the propagator resizes them (CRW's float policy)
+    assert (seen["size"], seen["mask"]) == ((40, 64), (40, 64))
+    assert seen["config"].encoded_size(40, 64) == (20, 32) and seen["config"].resize == "float"
     pred = np.array(Image.open(out / "v" / "000002.png"))
     assert pred.shape == (40, 64) and set(np.unique(pred)) == {0, 2, 7}
     assert (pred == ids).mean() > 0.75  # frame 0's labels through a 3x4 grid and back
@@ -303,13 +306,21 @@ def test_jhmdb_results_and_propagation_path(tmp_path, monkeypatch, stub_model):
     def propagate_soft(frames, first_soft, backbone, semantic=None, **kw):
         frames = list(frames)
         seen["size"], seen["soft"] = tuple(frames[0].shape), tuple(first_soft.shape)
+        seen["encoded"] = kw["preset"].encoded_size(*frames[0].shape[1:])
+        seen["resize"] = kw["preset"].resize
         return first_soft[None].repeat(len(frames), 1, 1, 1)
 
     monkeypatch.setattr(sfcprop.propagation, "propagate_soft", propagate_soft)
     out = tmp_path / "out"
     argv = ["jhmdb", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
     assert evaluate.main([*argv, "--max-frames", "5"]) == 0
-    assert seen == {"size": (3, 320, 320), "soft": (16, 40, 40)}
+    # native frames, encoded at 320x320 by the propagator with CRW's float resize
+    assert seen == {
+        "size": (3, 240, 320),
+        "soft": (16, 40, 40),
+        "encoded": (320, 320),
+        "resize": "float",
+    }
     with np.load(out / JHMDB_CLIP / "keypoints.npz") as z:
         points, conf = z["points"], z["confidence"]
     assert points.shape == (5, 15, 2) and conf.shape == (5, 15)

@@ -206,9 +206,9 @@ def test_propagate_iter_streams_lazily(clip, net, tmp_path):
             yield f
 
     ref = propagate(clip.frames, clip.masks[0].long(), net, context=2)
-    for t, ids, soft in propagate_iter(frames(), clip.masks[0].long(), net, context=2):
-        assert pulled[-1] == t  # one frame read per result: nothing buffered
-        assert torch.equal(ids, ref.ids[t]) and soft.shape == (3, 6, 10)
+    for r in propagate_iter(frames(), clip.masks[0].long(), net, context=2):
+        assert pulled[-1] == r.t  # one frame read per result: nothing buffered
+        assert torch.equal(r.ids, ref.ids[r.t]) and r.soft.shape == (3, 6, 10)
 
 
 def test_propagate_reads_a_video_file_like_its_frames(clip, net, tmp_path):

@@ -102,7 +102,7 @@ def _bad(clip, net, frames=None, mask=None, **kw):
         (torch.zeros(64, 96), "integers"),
         (torch.full((64, 96), -1), ">= 0"),
         (torch.arange(64 * 96).reshape(64, 96) % 300, "at most 255"),
-        (torch.ones(32, 96, dtype=torch.long), r"first mask is \(32, 96\)"),
+        (torch.ones(32, 96, dtype=torch.long), r"its mask is \(32, 96\)"),
         (torch.ones(2, 64, 96, dtype=torch.long), r"\[H, W\]"),
     ],
 )
@@ -136,7 +136,7 @@ def test_fused_grids_must_match():
 def test_bad_parameters(clip, net):
     with pytest.raises(ValueError, match="unknown preset"):
         _bad(clip, net, preset="kinetics")
-    with pytest.raises(ValueError, match="radius > 0"):
+    with pytest.raises(ValueError, match="radius must be a finite number > 0"):
         _bad(clip, net, radius=0)
     with pytest.raises(TypeError, match="Correspondence"):
         _bad(clip, torch.nn.Identity())

@@ -1,0 +1,127 @@
+"""Where tracking fails: per-object confidence of a propagated frame, and flags.
+
+Everything here is derived from the propagation itself, on the feature grid:
+- certainty: the mean soft label of an object over the cells it wins (1 where the top-k
+  keys behind those cells agree on it, lower where they are split);
+- area: the object's area (cells it wins) relative to its area in the keyframe(s) the
+  frame was propagated from, capped at 1 (a collapsing object is a failing track);
+- agreement: between a keyframe and the next one, the IoU of the object in the forward
+  and the backward pass (1 when both passes agree, or with one pass only).
+`confidence = certainty * area * agreement`, in [0, 1]; 1 for an object absent from those
+keyframes and predicted absent. Flags: an object is "lost" on a frame whose area ratio is
+below `LOST_AREA`; a "cut" is a frame whose similarity to the one before it (mean best
+cosine within the radius, `propagator.similarity`) falls below `CUT_RATIO` times the median
+of the frames before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+LOST_AREA = 0.1
+CUT_RATIO = 0.6
+CUT_HISTORY = 20
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A frame to check: `kind` "lost" (object `object` lost) or "cut" (likely scene cut,
+    `object` None); `value`: the area ratio or the similarity that raised it."""
+
+    frame: int
+    kind: str
+    object: int | None
+    value: float
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """Per-object measures of one frame: each `[objects]` float64 (channel 0, the
+    background, left out)."""
+
+    confidence: np.ndarray
+    certainty: np.ndarray
+    area: np.ndarray
+    agreement: np.ndarray
+
+
+def areas(soft: torch.Tensor) -> np.ndarray:
+    """Cells won by each channel of soft labels `[L, h, w]` (argmax), `[L]` float64."""
+    won = soft.argmax(dim=0).flatten()
+    return torch.bincount(won, minlength=soft.shape[0]).double().cpu().numpy()
+
+
+def frame_stats(
+    soft: torch.Tensor, ref_area: np.ndarray, other: torch.Tensor | None = None
+) -> FrameStats:
+    """Measures of the frame with soft labels `soft` `[L, h, w]` (combined passes).
+
+    ref_area `[L]`: cells of each channel in the keyframe(s) the frame came from (their
+    mean for two); other: `(forward, backward)` soft labels stacked `[2, L, h, w]` when the
+    frame lies between two keyframes."""
+    won = soft.argmax(dim=0)
+    area = areas(soft)
+    picked = soft.gather(0, won[None])[0]
+    sums = torch.zeros(soft.shape[0], dtype=torch.float64, device=soft.device)
+    sums.index_add_(0, won.flatten(), picked.flatten().double())
+    certainty = np.divide(sums.cpu().numpy(), area, out=np.zeros_like(area), where=area > 0)
+    ref = np.asarray(ref_area, dtype=np.float64)
+    ratio = np.divide(area, ref, out=np.ones_like(area), where=ref > 0)
+    ratio = np.minimum(ratio, 1.0)
+    agreement = np.ones_like(area)
+    if other is not None:
+        fw, bw = other[0].argmax(dim=0), other[1].argmax(dim=0)
+        for l in range(1, soft.shape[0]):
+            a, b = fw == l, bw == l
+            union = int((a | b).sum())
+            if union:
+                agreement[l] = int((a & b).sum()) / union
+    absent = (ref == 0) & (area == 0)
+    certainty[absent] = 1.0
+    confidence = np.where(absent, 1.0, certainty * ratio * agreement)
+    return FrameStats(np.clip(confidence[1:], 0, 1), certainty[1:], ratio[1:], agreement[1:])
+
+
+def lost_flags(t: int, stats: FrameStats, ref_area: np.ndarray, ids: Sequence[int]) -> list[Flag]:
+    """ "lost" flags of frame `t`: objects present in their keyframe(s) whose area ratio is
+    below `LOST_AREA` (`ids`: the object ids, channel order without the background)."""
+    present = np.asarray(ref_area, dtype=np.float64)[1:] > 0
+    return [
+        Flag(t, "lost", int(ids[i]), float(stats.area[i]))
+        for i in np.flatnonzero(present & (stats.area < LOST_AREA))
+    ]
+
+
+def is_cut(similarity: float, history: Sequence[float]) -> bool:
+    """Whether a frame whose similarity to the one before is `similarity` follows a cut:
+    below `CUT_RATIO` times the median of the (up to `CUT_HISTORY`, at least 3) frames
+    before it (`history`, oldest first)."""
+    recent = history[-CUT_HISTORY:]
+    return len(recent) >= 3 and similarity < CUT_RATIO * float(np.median(recent))
+
+
+def cut_flags(similarities: Sequence[float | None]) -> list[Flag]:
+    """ "cut" flags of frames `t` with `similarities[t]` to frame t - 1 (None: unknown)."""
+    flags, history = [], []
+    for t, s in enumerate(similarities):
+        if s is None:
+            continue
+        if is_cut(s, history):
+            flags.append(Flag(t, "cut", None, float(s)))
+        history.append(s)
+    return flags
+
+
+def lost_runs(flags: Sequence[Flag]) -> list[tuple[int, int, int]]:
+    """`(object, first frame, last frame)` of each run of consecutive "lost" flags."""
+    runs: list[list[int]] = []
+    for f in sorted((f for f in flags if f.kind == "lost"), key=lambda f: (f.object, f.frame)):
+        if runs and runs[-1][0] == f.object and runs[-1][2] == f.frame - 1:
+            runs[-1][2] = f.frame
+        else:
+            runs.append([f.object, f.frame, f.frame])
+    return [tuple(r) for r in runs]

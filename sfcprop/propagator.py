@@ -1,0 +1,296 @@
+"""One propagation pass: the memory of a keyframe and the m preceding frames, one step.
+
+The reference protocol (spec sections 3-4): the pass's keyframe (frame 0 of the video in
+the published protocol) is a global key; the m preceding frames are short-term keys
+limited to a radius; at the start of a pass the missing short-term slots hold copies of
+the keyframe; top-k is joint over the whole context; predictions are fed back soft.
+Memory holds m + 1 feature maps and their soft labels, whatever the video's length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from . import affinity, budget, labels
+from . import precision as numeric
+from .backbones.base import Correspondence
+from .config import Config
+from .features import Encoder
+from .io import resize_frame
+
+
+@dataclass
+class Memory:
+    """The context of the next target frame: the keyframe plus up to m recent frames.
+
+    first: `(features [C, h, w], soft labels [L, h, w])` of the keyframe; recent: the same
+    for the frames before the target, oldest first (at most `context` of them).
+    """
+
+    first: tuple[torch.Tensor, torch.Tensor]
+    recent: deque = field(default_factory=deque)
+
+    def short_term(self, context: int) -> list[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+        """`(multiplicity, (features, labels))` of the m short-term slots: while fewer than
+        m frames precede the target, the oldest (the keyframe) fills the missing slots."""
+        slots = [(1, item) for item in self.recent]
+        if slots:
+            slots[0] = (1 + context - len(self.recent), slots[0][1])
+        return slots
+
+
+def step_soft(
+    query: torch.Tensor,
+    memory: Memory,
+    config: Config,
+    global_rows: int = budget.GLOBAL_ROWS,
+    window_elems: int = budget.WINDOW_ELEMS,
+) -> torch.Tensor:
+    """Soft labels `[L, h, w]` of the frame with features `query` `[C, h, w]`.
+
+    `global_rows` / `window_elems`: block sizes of the affinity (memory, not results)."""
+    c, h, w = query.shape
+    n = h * w
+    feats0, labels0 = memory.first
+    candidates = [affinity.global_topk(query, feats0, config.topk, config.temperature, global_rows)]
+    banks = [labels0]
+    for slot, (mult, (feats, soft)) in enumerate(memory.short_term(config.context), start=1):
+        vals, idx = affinity.local_topk(
+            query,
+            feats,
+            config.radius,
+            config.topk,
+            config.temperature,
+            max_window_elems=window_elems,
+        )
+        candidates += [(vals, idx + slot * n)] * mult
+        banks.append(soft)
+    weights, index = affinity.merge_topk(candidates, config.topk)
+    bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
+    out = affinity.gather_labels(weights, index, bank)
+    return rearrange(out, "(h w) l -> l h w", h=h, w=w)
+
+
+def similarity(query: torch.Tensor, previous: torch.Tensor, radius: float) -> float:
+    """Mean over the cells of `query` `[C, h, w]` of their best cosine with a cell of
+    `previous` within `radius`: near 1 between neighbouring frames, low across a cut."""
+    vals, _ = affinity.local_topk(query, previous, radius, 1, 1.0)
+    return float(vals.float().mean())
+
+
+class Propagator:
+    """Streaming label propagation: `start(frame0, labels)`, then `step(frame)` per frame.
+
+    `backbone`/`semantic` are `Correspondence` modules or registry names/paths; with two,
+    their features are fused with the config's `lam`. `preset`: a preset name or a
+    `Config` (default "davis", or "davis-sfc" when fused); keyword arguments override its
+    fields (see `Config`: topk, context, radius, temperature, lam, size, short_side,
+    resize, precision, max_memory, device). Frames are encoded at `config.encoded_size`;
+    labels live on that frame's feature grid. With `max_memory`, `start` estimates the
+    peak (`plan_memory`), shrinks the affinity's blocks to fit, and raises
+    `MemoryBudgetError` saying what would fit when nothing does.
+    """
+
+    def __init__(
+        self,
+        backbone: Correspondence | str = "fc",
+        semantic: Correspondence | str | None = None,
+        *,
+        preset: str | Config | None = None,
+        **settings,
+    ) -> None:
+        default = "davis" if semantic is None else "davis-sfc"
+        self.config = Config.preset(preset or default, **settings)
+        cfg = self.config
+        if semantic is None and cfg.lam is not None:
+            raise ValueError(
+                f"lam = {cfg.lam} weighs the fine backbone against a semantic one; with one "
+                "backbone it has no effect: drop lam (or the fused preset), or pass semantic"
+            )
+        if semantic is not None and cfg.lam is None:
+            raise ValueError(f"fusing two backbones needs lam; {cfg} has none")
+        self.device = torch.device(cfg.device)
+        fine = _resolve(backbone, self.device)
+        sem = _resolve(semantic, self.device) if semantic is not None else None
+        self.encoder = Encoder(fine, sem, cfg.lam, numeric.feature_dtype(cfg.precision))
+        self.memory: Memory | None = None
+        self.size: tuple[int, int] | None = None
+        self.plan: budget.MemoryPlan | None = None
+        self.last_similarity: float | None = None
+        self.encoded = 0  # frames run through the backbone(s)
+
+    @property
+    def preset(self) -> Config:
+        """The config (the name of the first version)."""
+        return self.config
+
+    @property
+    def max_memory(self) -> int | None:
+        return self.config.max_memory
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size a `height x width` frame is encoded at."""
+        return self.config.encoded_size(height, width)
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """The feature grid `(h, w)` of a `height x width` frame."""
+        return self.encoder.backbone.grid(*self.input_size(height, width))
+
+    def plan_memory(
+        self, height: int, width: int, n_labels: int, outputs: int = 0, cached: int = 0
+    ) -> budget.MemoryPlan:
+        """Estimated peak memory of propagating `height x width` frames with `n_labels`
+        soft labels (`outputs`: bytes the caller keeps; `cached`: feature maps a keyframe
+        session keeps besides the context), with blocks fitted to `max_memory`.
+
+        Raises `MemoryBudgetError` when even the smallest blocks do not fit."""
+        plan = self._plan((height, width), self.config, n_labels, outputs, cached)
+        if self.max_memory is None or plan.total <= self.max_memory:
+            return plan
+        fits = self._fits(height, width, n_labels, outputs, cached)
+        if outputs and fits == (None, None):  # what would fit once the results are streamed
+            fits = self._fits(height, width, n_labels, 0, cached)
+        raise budget.too_big(plan, self.max_memory, (height, width), self.config, *fits)
+
+    def feature_bytes(self, height: int, width: int) -> int:
+        """Bytes of one frame's feature map."""
+        h, w = self.grid(height, width)
+        channels = sum(n.dim for n in self._nets())
+        return channels * h * w * self.encoder.dtype.itemsize
+
+    def _nets(self) -> list[Correspondence]:
+        return [n for n in (self.encoder.backbone, self.encoder.semantic) if n is not None]
+
+    def _plan(self, size, config: Config, n_labels, outputs, cached=0) -> budget.MemoryPlan:
+        hw = config.encoded_size(*size)
+        nets = self._nets()
+        grid = nets[0].grid(*hw)
+        acts = max(budget.backbone_bytes(net, *hw) for net in nets)
+        acts += (len(nets) - 1) * nets[0].dim * grid[0] * grid[1] * 4  # first map kept
+        channels = sum(net.dim for net in nets)
+        feature_bytes = self.encoder.dtype.itemsize
+        kept = outputs + cached * channels * grid[0] * grid[1] * feature_bytes
+
+        def rebuild(rows: int, elems: int) -> budget.MemoryPlan:
+            return budget.estimate(
+                size, grid, channels, n_labels, config, acts, kept, rows, elems, feature_bytes
+            )
+
+        plan = rebuild(*budget.default_blocks(self.device))
+        return plan if self.max_memory is None else budget.fit(plan, self.max_memory, rebuild)
+
+    def _fits(self, height, width, n_labels, outputs, cached) -> tuple[int | None, int | None]:
+        """The largest short side, and the longest context, that would fit `max_memory`."""
+
+        def fits(config: Config) -> bool:
+            plan = self._plan((height, width), config, n_labels, outputs, cached)
+            return plan.total <= self.max_memory
+
+        current = min(self.config.encoded_size(height, width))
+        sides = (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160)
+        side = next(
+            (
+                s
+                for s in sides
+                if s < current and fits(replace(self.config, short_side=s, size=None))
+            ),
+            None,
+        )
+        contexts = range(self.config.context - 1, -1, -1)
+        context = next((m for m in contexts if fits(replace(self.config, context=m))), None)
+        return side, context
+
+    def start(self, frame: torch.Tensor, soft: torch.Tensor, outputs: int = 0) -> None:
+        """The keyframe (uint8 `[3, H, W]`) and its soft labels: `[L, h, w]` on the feature
+        grid, or float maps `[L, H, W]` at the frame's size (resized to the grid: bilinear,
+        half-pixel centres, no antialiasing, as masks are). `outputs`: bytes the caller
+        will keep, counted against `max_memory` (checked here, before any work)."""
+        soft = torch.as_tensor(soft).to(self.device, torch.float32)
+        if frame.ndim == 3 and soft.ndim == 3:
+            self.plan = self.plan_memory(*frame.shape[1:], soft.shape[0], outputs)
+        self.start_encoded(self.encode(frame), soft, tuple(frame.shape[1:]))
+
+    def start_encoded(
+        self, feats: torch.Tensor, soft: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
+        """`start` with the keyframe's features `[C, h, w]` already computed (`encode`);
+        `size`: the frame's `(H, W)`. Returns the soft labels on the grid."""
+        soft = torch.as_tensor(soft).to(self.device, torch.float32)
+        grid = tuple(feats.shape[1:])
+        if soft.ndim == 3 and tuple(soft.shape[1:]) == tuple(size) != grid:
+            soft = labels.resize_soft(soft, grid)
+        if soft.ndim != 3 or tuple(soft.shape[1:]) != grid:
+            raise ValueError(
+                f"keyframe labels must be [L, h, w] on the {grid} feature grid or [L, H, W] at "
+                f"the frame's size {tuple(size)}, got {tuple(soft.shape)}"
+            )
+        if not torch.isfinite(soft).all():
+            raise ValueError("keyframe labels hold NaN or infinite values")
+        self.size = tuple(size)
+        self.last_similarity = None
+        self.memory = Memory((feats, soft), deque([(feats, soft)], maxlen=self.config.context))
+        return soft
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """Soft labels `[L, h, w]` of the next frame (uint8 `[3, H, W]`); updates the memory."""
+        if self.memory is None:
+            raise RuntimeError("call start(first_frame, first_labels) before step()")
+        if tuple(frame.shape[1:]) != self.size:
+            raise ValueError(
+                f"all frames must have the size of frame 0 {self.size}, "
+                f"got {tuple(frame.shape[1:])}"
+            )
+        return self.step_encoded(self.encode(frame))
+
+    def step_encoded(self, query: torch.Tensor) -> torch.Tensor:
+        """`step` with the frame's features `[C, h, w]` already computed (`encode`). Also
+        sets `last_similarity`, the frame's `similarity` to the one before it."""
+        if self.memory is None:
+            raise RuntimeError("call start(first_frame, first_labels) before step()")
+        blocks = (self.plan.global_rows, self.plan.window_elems) if self.plan else ()
+        previous = self.memory.recent[-1][0] if self.memory.recent else self.memory.first[0]
+        with numeric.no_tf32():
+            soft = step_soft(query, self.memory, self.config, *blocks)
+            self.last_similarity = similarity(query, previous, self.config.radius)
+        if self.config.context > 0:
+            self.memory.recent.append((query, soft))
+        if self.max_memory is not None:
+            budget.release_freed()
+        return soft
+
+    def encode(self, frame: torch.Tensor) -> torch.Tensor:
+        """Unit features `[C, h, w]` of a uint8 `[3, H, W]` frame, resized by the config."""
+        if frame.ndim != 3 or frame.shape[0] != 3 or frame.dtype != torch.uint8:
+            raise ValueError(
+                f"a frame must be uint8 [3, H, W], got {frame.dtype} {tuple(frame.shape)}"
+            )
+        frame = frame.to(self.device)
+        size = self.input_size(*frame.shape[1:])
+        if size == tuple(frame.shape[1:]):
+            batch = frame[None]
+        elif self.config.resize == "float":  # CRW: float image, bilinear, no antialias
+            batch = F.interpolate(
+                frame[None].float() / 255.0, size=size, mode="bilinear", align_corners=False
+            )
+        else:
+            batch = resize_frame(frame, size)[None]
+        self.encoded += 1
+        with numeric.no_tf32():
+            return self.encoder(batch)[0]
+
+
+def _resolve(net: Correspondence | str, device: torch.device) -> Correspondence:
+    if isinstance(net, str):
+        from .backbones import backbone as load_backbone
+
+        net = load_backbone(net)
+    if not isinstance(net, Correspondence):
+        raise TypeError(
+            f"a backbone must be a Correspondence module or a registry name/path, got {type(net)}"
+        )
+    return net.to(device).eval()
