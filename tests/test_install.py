@@ -25,8 +25,6 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
-
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "fc-r18-sfcprop.safetensors"
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "sfcprop", "weights")
@@ -45,6 +43,7 @@ print(json.dumps({{"file": sfcprop.__file__, "propagate": callable(sfcprop.propa
 
 
 def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
@@ -106,6 +105,7 @@ def _copy_clone(tmp_path: Path) -> Path:
 
 def _build(clone: Path, hook: str, out: Path) -> Path:
     """Run a setuptools build hook (what pip runs) in `clone`; the file it writes."""
+    pytest.importorskip("setuptools", "68", reason="the build hooks need setuptools >= 68")
     out.mkdir(exist_ok=True)
     code = f"from setuptools import build_meta; print(build_meta.{hook}({str(out)!r}))"
     done = subprocess.run(
