@@ -47,4 +47,4 @@ viz.save_gif(images, out / "tracks.gif")
 print("wrote", out)
 
 # %% In a notebook, one line shows the result inline
-viz.show(frames, points=tracks)
+viz.show(frames, points=tracks, max_side=240)  # frames shrunk to 240 px: a light preview

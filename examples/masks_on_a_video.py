@@ -42,4 +42,4 @@ print("wrote", out)
 # does that from the command line.
 
 # %% In a notebook, one line shows the result inline
-viz.show(frames, result)
+viz.show(frames, result, max_side=240)  # frames shrunk to 240 px: a light preview

@@ -37,17 +37,28 @@ def label_ids(mask: torch.Tensor, allow_empty: bool = False) -> list[int]:
 
 
 def as_mask_tensor(mask) -> torch.Tensor:
-    """An `[H, W]` integer array/tensor as an int64 tensor (floats that are whole numbers
-    are refused: ids must come as integers)."""
+    """An `[H, W]` mask array/tensor as int64 ids: integer ids as they are, except that a
+    binary mask (bool, or only the values 0 and 255) is one object, id 1. Floats are refused,
+    even whole numbers (ids must come as integers); a colour mask `[H, W, 3]` is read by
+    `sfcprop.io.read_mask` / `load_first_mask`, which give each colour an id."""
     if isinstance(mask, np.ndarray):
-        if mask.dtype.kind not in "iu":
-            raise ValueError(f"mask ids must be integers, got dtype {mask.dtype}")
-        return torch.from_numpy(mask.astype(np.int64))
-    if isinstance(mask, torch.Tensor):
-        if mask.is_floating_point() or mask.dtype == torch.bool:
-            raise ValueError(f"mask ids must be integers, got dtype {mask.dtype}")
-        return mask.long()
-    raise TypeError(f"a mask must be a numpy array, a tensor or a PNG path, got {type(mask)}")
+        if mask.dtype.kind not in "iub":
+            raise ValueError(f"mask ids must be integers (or bool), got dtype {mask.dtype}")
+        mask = torch.from_numpy(mask.astype(np.int64))
+    elif isinstance(mask, torch.Tensor):
+        if mask.is_floating_point() or mask.is_complex():
+            raise ValueError(f"mask ids must be integers (or bool), got dtype {mask.dtype}")
+        mask = mask.long()
+    else:
+        raise TypeError(f"a mask must be a numpy array, a tensor or a PNG path, got {type(mask)}")
+    if mask.ndim == 3 and mask.shape[-1] == 3:
+        raise ValueError(
+            "a [H, W, 3] mask holds colours: read it with sfcprop.io.read_mask (or give it to "
+            "propagate / io.load_first_mask), which numbers the colours"
+        )
+    if mask.any() and ((mask == 0) | (mask == 255)).all():
+        mask = (mask > 0).long()
+    return mask
 
 
 def one_hot(mask: torch.Tensor, ids: list[int]) -> torch.Tensor:

@@ -64,9 +64,12 @@ def test_binary_greyscale_and_npy_masks(tmp_path):
     assert pal is None and set(np.unique(ids)) == {0, 1}
     np.save(tmp_path / "m.npy", (binary // 255 * 3).astype(np.int32))
     assert set(np.unique(io.load_first_mask(tmp_path / "m.npy")).tolist()) == {0, 3}
-    Image.fromarray(np.stack([binary] * 3, -1)).save(tmp_path / "rgb.png")
+    Image.fromarray(np.stack([binary] * 3, -1)).save(tmp_path / "rgb.png")  # grey as RGB
+    assert io.read_mask(tmp_path / "rgb.png")[1] is None
+    assert np.array_equal(io.read_mask(tmp_path / "rgb.png")[0], ids)
+    Image.fromarray(binary).convert("CMYK").save(tmp_path / "cmyk.tif")
     with pytest.raises(ValueError, match="palette"):
-        io.read_mask(tmp_path / "rgb.png")
+        io.read_mask(tmp_path / "cmyk.tif")
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read mask"):
         io.read_mask(tmp_path / "bad.png")

@@ -3,33 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import MISSING, fields
 
 from .config import TrainConfig
 from .export import export_trunk
 
+MODULE_PROG = "python -m sfcprop.train"
+COMMAND_PROG = "sfcprop train-fc"  # the subcommand of the `sfcprop` command
+
 EPILOG = """\
 examples:
   # train (every option of TrainConfig is a flag; defaults are the paper's recipe)
-  python -m sfcprop.train --image-root data/frames --out-dir runs/fc \\
+  %(prog)s --image-root data/frames --out-dir runs/fc \\
       --img-size 128 --batch-size 32 --iterations 2000 --preload-short-side 320
   # the shipped model's contrastive variant (not the paper's loss; see weights/MODEL_CARD.md)
-  python -m sfcprop.train --image-root data/frames --out-dir runs/fc2 --img-size 128 \
-      --batch-size 16 --iterations 700 --amp --preload-short-side 320 \
+  %(prog)s --image-root data/frames --out-dir runs/fc2 --img-size 128 \\
+      --batch-size 16 --iterations 700 --amp --preload-short-side 320 \\
       --dense-objective infonce --dense-on trunk --batch-negatives
   # continue exactly where a run stopped
-  python -m sfcprop.train --image-root data/frames --out-dir runs/fc --resume runs/fc/last.pt
+  %(prog)s --image-root data/frames --out-dir runs/fc --resume runs/fc/last.pt
   # multi-GPU (DDP): the global batch is split over the ranks
   torchrun --nproc-per-node 4 -m sfcprop.train --image-root data/frames --amp
   # export the inference trunk (online encoder up to layer3, float16 safetensors)
-  python -m sfcprop.train --export runs/fc/last.pt weights/fc.safetensors --meta data=my-frames
+  %(prog)s --export runs/fc/last.pt weights/fc.safetensors --meta data=my-frames
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """One `--flag` per `TrainConfig` field, plus `--stop-at`, `--export` and `--meta`."""
+def called_as() -> str:
+    """The name this command was called by, for its usage line: `sfcprop train-fc` when the
+    `sfcprop` command runs it, else `python -m sfcprop.train`."""
+    return COMMAND_PROG if sys.argv[1:2] == ["train-fc"] else MODULE_PROG
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """One `--flag` per `TrainConfig` field, plus `--stop-at`, `--export` and `--meta`;
+    `prog`: the name in the usage line (default: `called_as()`)."""
     p = argparse.ArgumentParser(
-        prog="python -m sfcprop.train",
+        prog=prog or called_as(),
         description="Pre-train the FC network of SFC (fine-grained correspondence, seed A.1) on "
         "a folder of images, or export its stride-8 ResNet-18 trunk. Inputs are normalised with "
         "ImageNet mean/std.",
@@ -57,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse `argv`, then train or export; returns the exit status."""
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse `argv`, then train or export; returns the exit status. `prog`: as
+    `build_parser`."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.export:
         meta = {}
