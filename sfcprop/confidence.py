@@ -9,9 +9,9 @@ Everything here is derived from the propagation itself, on the feature grid:
   and the backward pass (1 when both passes agree, or with one pass only).
 `confidence = certainty * area * agreement`, in [0, 1]; 1 for an object absent from those
 keyframes and predicted absent. Flags: an object is "lost" on a frame whose area ratio is
-below `LOST_AREA`; a "cut" is a frame whose similarity to the one before it (mean best
-cosine within the radius, `propagator.similarity`) falls below `CUT_RATIO` times the median
-of the frames before it.
+below `LOST_AREA`; a "cut" is a frame whose dissimilarity to the one before it (1 - the
+mean best cosine within the radius, `propagator.similarity`) is at least `CUT_MIN` and
+`CUT_FACTOR` times the median of the frames before it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 LOST_AREA = 0.1
-CUT_RATIO = 0.6
+CUT_FACTOR = 4.0  # a cut: dissimilarity this many times the recent median ...
+CUT_MIN = 0.05  # ... and at least this (1 - mean best cosine)
 CUT_HISTORY = 20
 
 
@@ -98,10 +99,14 @@ def lost_flags(t: int, stats: FrameStats, ref_area: np.ndarray, ids: Sequence[in
 
 def is_cut(similarity: float, history: Sequence[float]) -> bool:
     """Whether a frame whose similarity to the one before is `similarity` follows a cut:
-    below `CUT_RATIO` times the median of the (up to `CUT_HISTORY`, at least 3) frames
-    before it (`history`, oldest first)."""
+    its dissimilarity `1 - similarity` is at least `CUT_MIN` and `CUT_FACTOR` times the
+    median of the (up to `CUT_HISTORY`, at least 3) frames before it (`history`, oldest
+    first)."""
     recent = history[-CUT_HISTORY:]
-    return len(recent) >= 3 and similarity < CUT_RATIO * float(np.median(recent))
+    if len(recent) < 3:
+        return False
+    d = 1.0 - similarity
+    return d >= CUT_MIN and d > CUT_FACTOR * (1.0 - float(np.median(recent)))
 
 
 def cut_flags(similarities: Sequence[float | None]) -> list[Flag]:

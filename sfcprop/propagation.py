@@ -151,7 +151,9 @@ class Session:
         self.config = self.prop.config
         self.store = frames if isinstance(frames, FrameStore) else FrameStore(frames, keep_frames)
         self.rule, self.forward_only, self.keep_results = rule, forward_only, keep_results
-        self._cache_limit = budget.parse_bytes(feature_cache) if feature_cache is not None else None
+        self._cache_limit = (
+            budget.parse_bytes(feature_cache) if feature_cache not in (None, 0) else feature_cache
+        )
         self.keyframes: dict[int, torch.Tensor] = {}  # t -> ids [H, W] or soft [L, ...]
         self.kind: str | None = None  # "mask" or "soft"
         self.label_ids: list[int] = [0]
@@ -311,7 +313,8 @@ class Session:
     def _keyframe_result(self, t: int) -> FrameResult:
         soft = self._key_soft(t)
         area = conf.areas(soft)
-        stats = conf.frame_stats(soft, area)
+        ones = np.ones(len(self.label_ids) - 1)
+        stats = conf.FrameStats(ones, ones, ones, ones)  # as given
         done = _Done(soft, tuple(self.label_ids), stats, area)
         if self.keep_results:
             self.results[t] = done

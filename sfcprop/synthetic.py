@@ -28,9 +28,16 @@ def _texture(rng: np.random.Generator, h: int, w: int, scale: int) -> torch.Tens
     return (0.75 * smooth + 0.25 * fine).clamp(0, 1)
 
 
-def generate_clip(num_frames: int = 24, height: int = 240, width: int = 320, seed: int = 0) -> Clip:
+def generate_clip(
+    num_frames: int = 24,
+    height: int = 240,
+    width: int = 320,
+    seed: int = 0,
+    leaves_at: int | None = None,
+) -> Clip:
     """Two textured objects (an ellipse and a rectangle) moving over a textured
-    background, the ellipse passing in front of the rectangle; shapes change slowly."""
+    background, the ellipse passing in front of the rectangle; shapes change slowly.
+    `leaves_at`: the ellipse (object 1) is gone from this frame on."""
     rng = np.random.default_rng(seed)
     background = _texture(rng, height, width, 24) * 0.8
     tex = [_texture(rng, height, width, 6), _texture(rng, height, width, 10)]
@@ -56,6 +63,8 @@ def generate_clip(num_frames: int = 24, height: int = 240, width: int = 320, see
         u = (xx - ex) * np.cos(ang) + (yy - ey) * np.sin(ang)
         v = -(xx - ex) * np.sin(ang) + (yy - ey) * np.cos(ang)
         ellipse = (u / a) ** 2 + (v / b) ** 2 < 1
+        if leaves_at is not None and t >= leaves_at:
+            ellipse = torch.zeros_like(ellipse)
         for oid, region in ((2, rect), (1, ellipse)):
             shift = int(round(6 * s * (1 if oid == 1 else -1)))
             obj = torch.roll(tex[oid - 1], shifts=shift, dims=2) * tint[oid - 1][:, None, None]

@@ -1,0 +1,214 @@
+"""Keyframes in both directions, corrections, confidence and flags (`Session`)."""
+
+import numpy as np
+import pytest
+import torch
+from toys import PooledColour
+
+from sfcprop import confidence, labels
+from sfcprop.propagation import RULES, Propagator, Session, combine, propagate, propagate_soft
+from sfcprop.synthetic import generate_clip
+
+PARAMS = dict(topk=5, context=3, radius=4)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return generate_clip(num_frames=12, height=64, width=96, seed=1)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return PooledColour().eval()
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    union = int((a | b).sum())
+    return 1.0 if union == 0 else int((a & b).sum()) / union
+
+
+def test_frame_0_alone_is_the_streaming_propagator(clip, net, one_thread):
+    """One keyframe at frame 0: the published protocol, computed step by step directly."""
+    mask = clip.masks[0].long()
+    out = propagate(clip.frames, mask, net, return_soft=True, **PARAMS)
+    p = Propagator(net, **PARAMS)
+    ids = labels.label_ids(mask)
+    p.start(clip.frames[0], labels.to_grid(mask, ids, (8, 12)))
+    for t in range(1, len(clip.frames)):
+        soft = p.step(clip.frames[t])
+        torch.testing.assert_close(out.soft[t], soft, rtol=0, atol=0)
+        assert torch.equal(out.ids[t], labels.decode(soft, ids, (64, 96)))
+    assert out.keyframes == [0] and out.confidence.shape == (12, 2)
+
+
+def test_keyframes_come_back_as_given(clip, net, one_thread):
+    keys = {0: clip.masks[0], 5: clip.masks[5], 11: clip.masks[11]}
+    out = propagate(clip.frames, {t: m.long() for t, m in keys.items()}, net, **PARAMS)
+    for t, m in keys.items():
+        assert torch.equal(out.ids[t], m)
+    assert out.keyframes == [0, 5, 11]
+    assert (out.confidence[[0, 5, 11]] == 1).all()
+
+
+def test_an_object_of_a_later_keyframe_is_tracked_both_ways(clip, net, one_thread):
+    first = clip.masks[0].long().clone()
+    first[first == 2] = 0  # object 2 is not annotated on frame 0
+    out = propagate(clip.frames, {0: first, 6: clip.masks[6].long()}, net, **PARAMS)
+    assert out.label_ids == [0, 1, 2]
+    truth = clip.masks == 2
+    # tracked backwards from frame 6 (an object missing from a keyframe is absent there:
+    # the forward pass from frame 0 says background, so it wins far from frame 6)
+    backward = [iou(out.ids[t] == 2, truth[t]) for t in (4, 5)]
+    assert min(backward) > 0.5, backward
+    assert not (out.ids[0] == 2).any()  # as given
+    # forwards from frame 6: a pass of its own, as if the video started there
+    tail = propagate(clip.frames[6:], clip.masks[6].long(), net, **PARAMS)
+    assert torch.equal(out.ids[6:], tail.ids)
+
+
+def test_more_keyframes_give_better_masks(clip, net, one_thread):
+    one = propagate(clip.frames, clip.masks[0].long(), net, **PARAMS)
+    two = propagate(clip.frames, {0: clip.masks[0].long(), 11: clip.masks[11].long()}, net)
+    late = range(7, 11)
+    score = {
+        name: np.mean([iou(r.ids[t] == o, clip.masks[t] == o) for t in late for o in (1, 2)])
+        for name, r in (("one", one), ("two", two))
+    }
+    assert score["two"] > score["one"], score
+
+
+@pytest.mark.parametrize("rule", ["distance", "certainty"])
+def test_reversing_the_video_and_its_keyframes_reverses_the_result(clip, net, rule, one_thread):
+    t_max = len(clip.frames) - 1
+    keys = {0: clip.masks[0].long(), 4: clip.masks[4].long(), t_max: clip.masks[t_max].long()}
+    out = propagate(clip.frames, keys, net, rule=rule, return_soft=True, **PARAMS)
+    rev_keys = {t_max - t: m for t, m in keys.items()}
+    rev = propagate(clip.frames.flip(0), rev_keys, net, rule=rule, return_soft=True, **PARAMS)
+    torch.testing.assert_close(rev.soft.flip(0), out.soft, rtol=0, atol=1e-5)
+    assert (rev.ids.flip(0) == out.ids).float().mean() > 0.999
+
+
+def test_combination_rules():
+    fw = torch.tensor([[[0.9]], [[0.1]]])
+    bw = torch.tensor([[[0.4]], [[0.6]]])
+    torch.testing.assert_close(combine(fw, bw, 1, 3, "distance"), 0.75 * fw + 0.25 * bw)
+    assert torch.equal(combine(fw, bw, 3, 1, "nearest"), bw)
+    assert torch.equal(combine(fw, bw, 2, 2, "nearest"), fw)
+    a, b = 0.5 * 0.9, 0.5 * 0.6  # equal distances: weights by each pass's certainty
+    torch.testing.assert_close(combine(fw, bw, 2, 2, "certainty"), (a * fw + b * bw) / (a + b))
+    for rule in RULES:
+        assert torch.allclose(combine(fw, bw, 1, 2, rule).sum(0), torch.ones(1, 1))
+    with pytest.raises(ValueError, match="rule must be one of"):
+        combine(fw, bw, 1, 1, "vote")
+
+
+def test_a_correction_recomputes_only_the_neighbouring_frames(clip, net, one_thread):
+    s = Session(clip.frames, net, feature_cache=0, **PARAMS)  # no feature reuse: count calls
+    s.annotate(0, clip.masks[0].long())
+    s.annotate(8, clip.masks[8].long())
+    before = s.result()
+    kept = {t: s.results[t].soft for t in range(9, 12)}
+    encoded, steps = s.prop.encoded, s.steps
+    s.annotate(4, clip.masks[4].long())  # a correction between the keyframes 0 and 8
+    after = s.result()
+    # passes 0->4, 4->0, 4->8, 8->4: each encodes its keyframe and the 3 frames between
+    assert s.prop.encoded - encoded == 4 * 4
+    assert s.steps - steps == 4 * 3
+    for t in range(9, 12):  # beyond the next keyframe: untouched
+        assert s.results[t].soft is kept[t]
+        assert torch.equal(after.ids[t], before.ids[t])
+    assert torch.equal(after.ids[4], clip.masks[4])
+    fresh = propagate(clip.frames, {t: clip.masks[t].long() for t in (0, 4, 8)}, net, **PARAMS)
+    assert torch.equal(after.ids, fresh.ids)
+    torch.testing.assert_close(after.confidence, fresh.confidence)
+
+
+def test_a_correction_reuses_the_features_it_kept(clip, net, one_thread):
+    s = Session(clip.frames, net, **PARAMS)
+    s.annotate(0, clip.masks[0].long())
+    s.annotate(11, clip.masks[11].long())
+    s.result()
+    encoded = s.prop.encoded
+    assert encoded == 12  # each frame once, although two passes read most of them
+    s.annotate(6, clip.masks[6].long())
+    s.result()
+    assert s.prop.encoded == encoded  # every feature map was in the cache
+    s.remove(6)
+    assert torch.equal(
+        s.result().ids[6],
+        propagate(
+            clip.frames, {0: clip.masks[0].long(), 11: clip.masks[11].long()}, net, **PARAMS
+        ).ids[6],
+    )
+
+
+def test_confidence_is_in_0_1_and_drops_when_an_object_leaves(net, one_thread):
+    clip = generate_clip(num_frames=12, height=64, width=96, seed=1, leaves_at=6)
+    out = propagate(clip.frames, clip.masks[0].long(), net, **PARAMS)
+    c = out.confidence.numpy()
+    assert c.shape == (12, 2) and (c >= 0).all() and (c <= 1).all()
+    assert c[7:, 0].mean() < 0.5 * c[1:5, 0].mean()  # object 1 is gone from frame 6 on
+    assert c[7:, 1].mean() > 0.7  # object 2 stays
+
+
+def test_a_scene_cut_is_flagged(net, one_thread):
+    a = generate_clip(num_frames=6, height=64, width=96, seed=1)
+    b = generate_clip(num_frames=6, height=64, width=96, seed=7)
+    frames = torch.cat([a.frames, 255 - b.frames.flip(-1)])  # another scene
+    out = propagate(frames, a.masks[0].long(), net, **PARAMS)
+    cuts = [f.frame for f in out.flags if f.kind == "cut"]
+    assert cuts == [6], out.flags
+
+
+def test_lost_flags_follow_the_area():
+    soft = torch.zeros(3, 4, 4)
+    soft[0] = 1
+    soft[:, 0, 0] = torch.tensor([0.0, 1.0, 0.0])  # object 1 keeps 1 cell of its 16
+    ref = np.array([0.0, 16.0, 0.0])
+    stats = confidence.frame_stats(soft, ref)
+    assert stats.area[0] == 1 / 16 and stats.confidence[0] == pytest.approx(1 / 16)
+    assert stats.confidence[1] == 1  # object 2: absent from its keyframe and here
+    assert confidence.lost_flags(7, stats, ref, [1, 2]) == [confidence.Flag(7, "lost", 1, 1 / 16)]
+
+
+def test_cut_and_lost_rules():
+    # frame 6: dissimilarity 0.2, 10x the median 0.02 before it: a cut
+    sims = [None, 0.98, 0.97, 0.98, 0.99, 0.97, 0.8, 0.98]
+    assert confidence.cut_flags(sims) == [confidence.Flag(6, "cut", None, 0.8)]
+    assert confidence.cut_flags([None, 0.999, 0.999, 0.999, 0.96]) == []  # below CUT_MIN
+    assert confidence.cut_flags([None, 0.8, 0.82, 0.8, 0.6]) == []  # 2x the median only
+    runs = confidence.lost_runs(
+        [confidence.Flag(t, "lost", 1, 0.0) for t in (3, 4, 5, 9)]
+        + [confidence.Flag(4, "lost", 2, 0.0)]
+    )
+    assert runs == [(1, 3, 5), (1, 9, 9), (2, 4, 4)]
+
+
+def test_soft_keyframes(clip, net, one_thread):
+    mask = clip.masks[0].long()
+    grid = labels.to_grid(mask, [0, 1, 2], (8, 12))
+    one = propagate_soft(clip.frames, grid, net, **PARAMS)
+    ref = propagate(clip.frames, mask, net, return_soft=True, **PARAMS)
+    torch.testing.assert_close(one, ref.soft, rtol=0, atol=0)
+    last = labels.to_grid(clip.masks[11].long(), [0, 1, 2], (8, 12))
+    two = propagate_soft(clip.frames, {0: grid, 11: last}, net, **PARAMS)
+    assert two.shape == (12, 3, 8, 12) and torch.equal(two[11], last)
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({}, "no annotations"),
+        ({-1: None}, "integer >= 0"),
+        ({40: None}, "past the end"),
+    ],
+)
+def test_bad_keyframes(clip, net, keys, message):
+    keys = {t: clip.masks[0].long() if m is None else m for t, m in keys.items()}
+    with pytest.raises(ValueError, match=message):
+        propagate(clip.frames, keys, net, **PARAMS)
+
+
+def test_bad_rule(clip, net):
+    with pytest.raises(ValueError, match="rule must be one of"):
+        Session(clip.frames, net, rule="vote")
