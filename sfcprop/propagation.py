@@ -127,8 +127,10 @@ class Session:
     not both. rule: how a frame between two keyframes combines the two passes (`RULES`);
     forward_only: each keyframe only forward (frames before the first keyframe stay
     background). feature_cache: bytes of feature maps kept for reuse by the second pass
-    and by corrections (default 1 GiB, less when `max_memory` leaves less). Other keywords
-    are `Propagator`'s (backbones, `preset` and `Config` fields).
+    and by corrections (default 1 GiB, less when `max_memory` leaves less). keep_passes:
+    keep both passes' soft labels of the frames between two keyframes in `passes` (to
+    compare rules without recomputing). Other keywords are `Propagator`'s (backbones,
+    `preset` and `Config` fields).
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class Session:
         feature_cache: int | str | None = None,
         keep_results: bool = True,
         keep_frames: bool = True,
+        keep_passes: bool = False,
         preset: str | Config | None = None,
         **settings: Any,
     ) -> None:
@@ -151,6 +154,10 @@ class Session:
         self.config = self.prop.config
         self.store = frames if isinstance(frames, FrameStore) else FrameStore(frames, keep_frames)
         self.rule, self.forward_only, self.keep_results = rule, forward_only, keep_results
+        # t -> (forward, backward, d_forward, d_backward) of frames between two keyframes
+        self.passes: dict[int, tuple[torch.Tensor, torch.Tensor, int, int]] | None = (
+            {} if keep_passes else None
+        )
         self._cache_limit = (
             budget.parse_bytes(feature_cache) if feature_cache not in (None, 0) else feature_cache
         )
@@ -365,6 +372,8 @@ class Session:
         backward = dict(self._pass(b, range(b - 1, a, -1), False))
         for t in range(a + 1, b):
             fw, bw = forward[t], backward[t]
+            if self.passes is not None:
+                self.passes[t] = (fw, bw, t - a, b - t)
             soft = combine(fw, bw, t - a, b - t, self.rule)
             w = (b - t) / (b - a)
             ref = w * area_a + (1 - w) * area_b
