@@ -28,6 +28,7 @@ from .backbones.base import Correspondence
 from .config import Config
 from .framestore import FrameStore
 from .io import Frames, FrameSource, load_first_mask, open_frames, resize_ids
+from .progress import bar as progress_bar
 from .propagator import Memory, Propagator, step_soft
 
 __all__ = [
@@ -529,7 +530,7 @@ def propagate(
     rule: str = DEFAULT_RULE,
     forward_only: bool = False,
     return_soft: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     **settings: Any,
 ) -> Propagation:
     """Propagate object masks through `frames`.
@@ -541,7 +542,8 @@ def propagate(
     forward and a backward pass (`rule`, see `combine`; `forward_only` for one
     direction); an object may first appear at any keyframe; annotated frames come back
     as given. Settings (`Config` fields, e.g. `preset="davis"`, `topk`, `radius`,
-    `short_side`, `precision`, `max_memory`, `device`; see `Propagator`). Returns a
+    `short_side`, `precision`, `max_memory`, `device`; see `Propagator`). progress: a bar
+    (None: where a person is watching, a terminal or a notebook). Returns a
     `Propagation`: the ids of every frame, per-object confidence and the frames to check
     (`flags`, `lost()`); with `return_soft`, the soft labels on the encoded frames' grid.
     """
@@ -593,7 +595,7 @@ def propagate_soft(
     *,
     rule: str = DEFAULT_RULE,
     forward_only: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     **settings: Any,
 ) -> torch.Tensor:
     """Propagate soft labels (keypoint maps, part maps, any number of float maps) given
@@ -617,12 +619,8 @@ def propagate_soft(
     return torch.stack([out[t] for t in sorted(out)])
 
 
-def _progress(it: Iterable, enabled: bool, frames: FrameSource = None) -> Iterable:
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, unit="frame", total=_count(frames))
+def _progress(it: Iterable, enabled: bool | None, frames: FrameSource = None) -> Iterable:
+    return progress_bar(it, enabled, total=_count(frames) if enabled is not False else None)
 
 
 def _count(frames: FrameSource) -> int | None:

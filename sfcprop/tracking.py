@@ -123,7 +123,7 @@ def track_keypoints(
     sigma: float = 0.5,
     rounding: Literal["crw", "floor"] = "crw",
     topn: int = 3,
-    progress: bool = False,
+    progress: bool | None = None,
     **params,
 ) -> Tracks:
     """Track points `[K, 2]` (x, y) 0-based pixels of frame 0 through `frames`.
