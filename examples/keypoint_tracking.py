@@ -30,19 +30,18 @@ else:
 
 # %% Track (preset "jhmdb": top-10, 8 preceding frames, radius 3 cells)
 tracks = sfcprop.track_keypoints(frames, points, backbone="fc", size=size, progress=True)
-print(tracks.points.shape, "mean confidence", tracks.confidence[1:].mean().round(3))
+found, confidence = tracks.points.numpy(), tracks.confidence.numpy()  # [T, K, 2], [T, K]
+print(found.shape, "mean confidence", confidence[1:].mean().round(3))
 if gt is not None:
-    n = len(tracks.points)
+    n = len(found)
     print(
-        f"PCK@0.1 {metrics.pck(tracks.points[1:], gt[1:n], 0.1):.1f}",
-        f"PCK@0.2 {metrics.pck(tracks.points[1:], gt[1:n], 0.2):.1f}",
+        f"PCK@0.1 {metrics.pck(found[1:], gt[1:n], 0.1):.1f}",
+        f"PCK@0.2 {metrics.pck(found[1:], gt[1:n], 0.2):.1f}",
     )
 
 # %% Write the tracks (CSV, JSON) and a GIF with the points (and the JHMDB skeleton)
-io.write_tracks(out, tracks.points, tracks.confidence)
-images = [
-    viz.draw_keypoints(f, p) for f, p in zip(io.iter_frames(frames), tracks.points, strict=True)
-]
+io.write_tracks(out, found, confidence)
+images = [viz.draw_keypoints(f, p) for f, p in zip(io.iter_frames(frames), found, strict=True)]
 viz.save_gif(images, out / "tracks.gif")
 print("wrote", out)
 

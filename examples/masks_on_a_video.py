@@ -37,7 +37,8 @@ viz.save_gif(images, out / "overlay.gif")
 print("wrote", out)
 
 # %% [markdown]
-# Long videos: `sfcprop.propagate_iter(...)` yields `(t, ids, soft)` as each frame is done, so
+# Long videos: `sfcprop.propagate_iter(...)` yields each frame's result (`r.t`, `r.ids`,
+# `r.soft`, `r.confidence`, `r.flags`) as it is done, so
 # each mask can be written and dropped; `sfcprop propagate VIDEO.mp4 MASK.png --out DIR`
 # does that from the command line.
 

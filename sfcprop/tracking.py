@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Literal, NamedTuple
 
 import numpy as np
+import torch
 
 from . import keypoints
 from .backbones.base import Correspondence
@@ -43,10 +44,10 @@ JHMDB_JOINTS = (
 class Tracks(NamedTuple):
     """points: `[T, K, 2]` float64 (x, y) pixels, NaN where a point was not found;
     confidence: `[T, K]`, the peak of the point's propagated map (1 on frame 0, 0 when not
-    found)."""
+    found). CPU tensors, like every result of sfcprop (`.numpy()` gives arrays)."""
 
-    points: np.ndarray
-    confidence: np.ndarray
+    points: torch.Tensor
+    confidence: torch.Tensor
 
 
 def check_points(points, image_hw: tuple[int, int]) -> np.ndarray:
@@ -154,4 +155,7 @@ def track_keypoints(
         **params,
     )
     out = [(p, c) for _, p, c in _progress(stream, progress, frames)]
-    return Tracks(np.stack([p for p, _ in out]), np.stack([c for _, c in out]))
+    return Tracks(
+        torch.from_numpy(np.stack([p for p, _ in out])),
+        torch.from_numpy(np.stack([c for _, c in out])),
+    )

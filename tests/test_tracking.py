@@ -46,8 +46,8 @@ def test_iter_matches_and_nan_points_stay_not_found(net):
     clip = generate_clip(num_frames=4, height=48, width=64)
     points = [[10.0, 10.0], [np.nan, np.nan], [40.0, 30.0]]
     tracks = track_keypoints(clip.frames, points, net, context=2)
-    assert np.isnan(tracks.points[:, 1]).all() and (tracks.confidence[:, 1] == 0).all()
-    assert np.isfinite(tracks.points[:, [0, 2]]).all()
+    assert tracks.points[:, 1].isnan().all() and (tracks.confidence[:, 1] == 0).all()
+    assert tracks.points[:, [0, 2]].isfinite().all()
     for t, p, c in track_keypoints_iter(clip.frames, points, net, context=2):
         np.testing.assert_array_equal(p, tracks.points[t])
         np.testing.assert_array_equal(c, tracks.confidence[t])
@@ -92,6 +92,6 @@ def test_jhmdb_sample_first_frames(data_dir, net):
     gt = read_joint_positions(next((root / "joint_positions").glob("*/*/joint_positions.mat")))
     tracks = track_keypoints(frames, gt[0], net, size=(320, 320))
     assert tracks.points.shape == (4, len(JHMDB_JOINTS), 2)
-    assert np.isfinite(tracks.points).all()
+    assert tracks.points.isfinite().all()
     # frame 1 is close to frame 0: even the toy features keep most joints near
     assert metrics.pck(tracks.points[1:2], gt[1:2], 0.5) > 50
