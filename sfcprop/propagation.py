@@ -25,9 +25,10 @@ import torch
 from . import budget, labels
 from . import confidence as conf
 from .backbones.base import Correspondence
+from .codecs import KeypointCodec, MaskCodec, SoftCodec
 from .config import Config
 from .framestore import FrameStore
-from .io import Frames, FrameSource, load_first_mask, open_frames, resize_ids
+from .io import Frames, FrameSource, load_first_mask, open_frames
 from .progress import bar as progress_bar
 from .propagator import Memory, Propagator, step_soft
 
@@ -73,14 +74,20 @@ def combine(
 
 
 class FrameResult(NamedTuple):
-    """One frame's result: `ids` `[H, W]` uint8 (CPU; None for soft labels), `soft`
-    `[L, h, w]` on the grid, `confidence` `[objects]` in [0, 1], `flags` of this frame."""
+    """One frame's result: `labels` as the codec decodes them (masks: ids `[H, W]` uint8;
+    soft maps: `[L, h, w]`; points: `(points [K, 2], confidence [K])`), `soft` `[L, h, w]`
+    on the grid, `confidence` `[objects]` in [0, 1], `flags` of this frame."""
 
     t: int
-    ids: torch.Tensor | None
+    labels: Any
     soft: torch.Tensor
     confidence: np.ndarray
     flags: list[conf.Flag]
+
+    @property
+    def ids(self) -> torch.Tensor:
+        """The ids `[H, W]` uint8 of a mask result."""
+        return self.labels
 
 
 @dataclass
@@ -122,16 +129,16 @@ class Session:
     result = s.result()
     ```
     frames: anything `sfcprop.io.iter_frames` reads (a video or an iterator is decoded once
-    into a bounded cache, see `FrameStore`). Annotations are masks (`annotate`, `[H, W]`
-    ids; the objects are the union of the keyframes' ids, and an object may first appear
-    at any keyframe) or soft maps (`annotate_soft`, `[L, h, w]` on the grid or `[L, H, W]`),
-    not both. rule: how a frame between two keyframes combines the two passes (`RULES`);
-    forward_only: each keyframe only forward (frames before the first keyframe stay
-    background). feature_cache: bytes of feature maps kept for reuse by the second pass
-    and by corrections (default 1 GiB, less when `max_memory` leaves less). keep_passes:
-    keep both passes' soft labels of the frames between two keyframes in `passes` (to
-    compare rules without recomputing). Other keywords are `Propagator`'s (backbones,
-    `preset` and `Config` fields).
+    into a bounded cache, see `FrameStore`). codec: what the annotations are
+    (`sfcprop.codecs`): masks by default (`[H, W]` ids; the objects are the union of the
+    keyframes' ids, and an object may first appear at any keyframe), `SoftCodec()` for
+    soft / part maps, `KeypointCodec()` for points. rule: how a frame between two
+    keyframes combines the two passes (`RULES`); forward_only: each keyframe only forward
+    (frames before the first keyframe stay background). feature_cache: bytes of feature
+    maps kept for reuse by the second pass and by corrections (default 1 GiB, less when
+    `max_memory` leaves less). keep_passes: keep both passes' soft labels of the frames
+    between two keyframes in `passes` (to compare rules without recomputing). Other
+    keywords are `Propagator`'s (backbones, `preset` and `Config` fields).
     """
 
     def __init__(
@@ -146,6 +153,7 @@ class Session:
         keep_results: bool = True,
         keep_frames: bool = True,
         keep_passes: bool = False,
+        codec: MaskCodec | SoftCodec | KeypointCodec | None = None,
         preset: str | Config | None = None,
         **settings: Any,
     ) -> None:
@@ -162,9 +170,8 @@ class Session:
         self._cache_limit = (
             budget.parse_bytes(feature_cache) if feature_cache not in (None, 0) else feature_cache
         )
-        self.keyframes: dict[int, torch.Tensor] = {}  # t -> ids [H, W] or soft [L, ...]
-        self.kind: str | None = None  # "mask" or "soft"
-        self.label_ids: list[int] = [0]
+        self.codec = codec if codec is not None else MaskCodec()
+        self.keyframes: dict[int, Any] = {}  # t -> labels as the codec checked them
         self.size: tuple[int, int] | None = None
         self.results: dict[int, _Done] = {}
         self.similarities: dict[int, float] = {}
@@ -177,32 +184,37 @@ class Session:
 
     # ------------------------------------------------------------------ annotations
 
-    def annotate(self, t: int, mask) -> None:
-        """Set (or replace) the mask `[H, W]` of frame `t` (ids, 0 = background; a PNG
-        path, array or tensor): it comes back as given, and the frames up to the
-        neighbouring keyframes are recomputed by the next `run` / `result`."""
-        ids = load_first_mask(mask)
-        found = labels.label_ids(ids, allow_empty=bool(self.keyframes))
-        if ids.max() > labels.MAX_ID:
-            raise ValueError(f"object ids must be at most {labels.MAX_ID}, got {int(ids.max())}")
-        self._set(t, ids, "mask")
-        self.label_ids = sorted(set(self.label_ids) | set(found))
-
-    def annotate_soft(self, t: int, soft) -> None:
-        """Set the soft labels of frame `t`: `[L, h, w]` on the feature grid or `[L, H, W]`
-        at the frame's size; every keyframe has the same L."""
-        soft = torch.as_tensor(soft, dtype=torch.float32)
-        if soft.ndim != 3:
-            raise ValueError(f"soft labels must be [L, h, w] or [L, H, W], got {tuple(soft.shape)}")
-        if not torch.isfinite(soft).all():
-            raise ValueError(f"the soft labels of frame {t} hold NaN or infinite values")
-        if self.keyframes and soft.shape[0] != len(self.label_ids):
+    def annotate(self, t: int, label) -> None:
+        """Set (or replace) the labels of frame `t`, as the codec reads them (masks: `[H, W]`
+        ids, 0 = background, a PNG path, array or tensor): they come back as given, and the
+        frames up to the neighbouring keyframes are recomputed by the next `run` / `result`."""
+        if not isinstance(t, int | np.integer) or isinstance(t, bool) or t < 0:
+            raise ValueError(f"a keyframe index must be an integer >= 0, got {t!r}")
+        t = int(t)
+        if not self.store.has(t):
+            if not self.store.has(0):
+                raise ValueError("the video holds no frames")
             raise ValueError(
-                f"frame {t} has {soft.shape[0]} label channels, the other keyframes "
-                f"{len(self.label_ids)}"
+                f"frame {t} is past the end of the video ({self.store.known_length} frames)"
             )
-        self._set(t, soft, "soft")
-        self.label_ids = list(range(soft.shape[0]))
+        hw = tuple(self.store[t].shape[1:])
+        if self.size is not None and hw != self.size:
+            raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
+        try:
+            value = self.codec.check(label, hw, first=not self.keyframes)
+        except ValueError as e:
+            raise ValueError(f"frame {t}: {e}") from None
+        self.size = hw
+        prev, nxt = self._neighbours(t)
+        self._stale |= {(prev, t), (t, nxt)}
+        self._stale_keys.add(t)
+        self.keyframes[t] = value
+
+    @property
+    def label_ids(self) -> list[int]:
+        """Channel l of the soft labels is id `label_ids[l]` (masks; else `l`)."""
+        ids = getattr(self.codec, "ids", None)
+        return list(ids) if ids is not None else list(range(self.codec.channels))
 
     def remove(self, t: int) -> None:
         """Remove the annotation of frame `t` (its stretch is recomputed)."""
@@ -214,29 +226,6 @@ class Session:
         del self.keyframes[t]
         self._stale.add((prev, nxt))
         self.results.pop(t, None)
-
-    def _set(self, t: int, value: torch.Tensor, kind: str) -> None:
-        if not isinstance(t, int | np.integer) or isinstance(t, bool) or t < 0:
-            raise ValueError(f"a keyframe index must be an integer >= 0, got {t!r}")
-        t = int(t)
-        if self.kind is not None and kind != self.kind:
-            raise ValueError(f"this session holds {self.kind} annotations; cannot add a {kind}")
-        if not self.store.has(t):
-            if not self.store.has(0):
-                raise ValueError("the video holds no frames")
-            raise ValueError(
-                f"frame {t} is past the end of the video ({self.store.known_length} frames)"
-            )
-        hw = tuple(self.store[t].shape[1:])
-        if kind == "mask" and tuple(value.shape) != hw:
-            raise ValueError(f"frame {t} is {hw} (H, W) but its mask is {tuple(value.shape)}")
-        if self.size is not None and hw != self.size:
-            raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
-        self.size, self.kind = hw, kind
-        prev, nxt = self._neighbours(t)
-        self._stale |= {(prev, t), (t, nxt)}
-        self._stale_keys.add(t)
-        self.keyframes[t] = value
 
     def _neighbours(self, t: int) -> tuple[int | None, int | None]:
         before = [k for k in self.keyframes if k < t]
@@ -273,13 +262,14 @@ class Session:
             pass
         if not self.keep_results:
             raise RuntimeError("this session keeps no results (keep_results=False)")
+        if self.codec.kind != "mask":
+            raise ValueError(f"result() gathers masks; iterate run() for {self.codec.kind}")
         n = len(self.store)
         ids, soft, confidence = [], [], []
         for t in range(n):
             done = self.results[t]
             s = _remap(done.soft, done.ids, self.label_ids)
-            if self.kind == "mask":
-                ids.append(self._decoded(t, s))
+            ids.append(self._decoded(t, s))
             if return_soft:
                 soft.append(s.cpu())
             confidence.append(_remap_objects(done.stats.confidence, done.ids, self.label_ids))
@@ -326,25 +316,28 @@ class Session:
         done = _Done(soft, tuple(self.label_ids), stats, area)
         if self.keep_results:
             self.results[t] = done
-        ids = self.keyframes[t].to(torch.uint8) if self.kind == "mask" else None
-        return FrameResult(t, ids, soft, stats.confidence, [])
+        given = self.codec.given(self.keyframes[t])
+        return FrameResult(t, given, soft, stats.confidence, [])
 
     def _emit(self, t: int, done: _Done, history: list[float]) -> FrameResult:
         if self.keep_results:
             self.results[t] = done
-        flags = conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
+        flags = []
+        if self.codec.kind == "mask":
+            flags = conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
         sim = self.similarities.get(t)
         if sim is not None:
             if conf.is_cut(sim, history):
                 flags.append(conf.Flag(t, "cut", None, sim))
             history.append(sim)
-        ids = self._decoded(t, done.soft) if self.kind == "mask" else None
-        return FrameResult(t, ids, done.soft, done.stats.confidence, flags)
+        decoded = self._decoded(t, done.soft)
+        score = decoded[1] if self.codec.kind == "points" else done.stats.confidence
+        return FrameResult(t, decoded, done.soft, score, flags)
 
-    def _decoded(self, t: int, soft: torch.Tensor) -> torch.Tensor:
+    def _decoded(self, t: int, soft: torch.Tensor):
         if t in self.keyframes:
-            return self.keyframes[t].to(torch.uint8)
-        return labels.decode(soft, self.label_ids, self.size).cpu()
+            return self.codec.given(self.keyframes[t])
+        return self.codec.decode(soft, self.size)
 
     def _segment(self, a: int | None, b: int | None) -> Iterator[tuple[int, _Done]]:
         ids = tuple(self.label_ids)
@@ -420,19 +413,10 @@ class Session:
         return feats
 
     def _key_soft(self, t: int) -> torch.Tensor:
-        value = self.keyframes[t]
         grid = self.prop.grid(*self.size)
-        if self.kind == "soft":
-            if tuple(value.shape[1:]) == tuple(self.size) != grid:
-                value = labels.resize_soft(value, grid)
-            if tuple(value.shape[1:]) != grid:
-                raise ValueError(
-                    f"soft labels must be [L, h, w] on the {grid} feature grid or [L, H, W] "
-                    f"at the frame's size {self.size}, got {tuple(value.shape)}"
-                )
-            return value.to(self.prop.device)
-        small = resize_ids(value, self.prop.input_size(*self.size))  # nearest
-        return labels.to_grid(small, self.label_ids, grid).to(self.prop.device)
+        encoded = self.prop.input_size(*self.size)
+        soft = self.codec.encode(self.keyframes[t], self.size, encoded, grid)
+        return soft.to(self.prop.device, torch.float32)
 
 
 def _count_from(start: int, store: FrameStore) -> Iterator[int]:
@@ -611,10 +595,11 @@ def propagate_soft(
         forward_only=forward_only,
         keep_results=False,
         keep_frames=list(keys) != [0],
+        codec=SoftCodec(),
         **settings,
     )
     for t, soft in sorted(keys.items()):
-        session.annotate_soft(t, soft)
+        session.annotate(t, soft)
     out = {r.t: r.soft.cpu() for r in _progress(session.run(), progress, frames)}
     return torch.stack([out[t] for t in sorted(out)])
 

@@ -8,18 +8,18 @@ by default. Frame 0 gives the points as they were given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 
-from . import keypoints
 from .backbones.base import Correspondence
+from .codecs import KeypointCodec
 from .config import PRESETS, Config
 from .io import FrameSource
-from .propagation import Session, _progress
+from .propagation import DEFAULT_RULE, Session, _progress
 
 # JHMDB's 15 joints, in the order of `pos_img` in joint_positions.mat
 JHMDB_JOINTS = (
@@ -50,27 +50,6 @@ class Tracks(NamedTuple):
     confidence: torch.Tensor
 
 
-def check_points(points, image_hw: tuple[int, int]) -> np.ndarray:
-    """`points` as float64 `[K, 2]` (x, y), each inside the `H x W` frame (0 <= x < W,
-    0 <= y < H, 0-based pixels) or NaN (not given); ValueError otherwise."""
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
-        raise ValueError(f"points must be [K, 2] (x, y) with K >= 1, got shape {pts.shape}")
-    (h, w), given = image_hw, ~np.isnan(pts).any(axis=1)
-    if not given.any():
-        raise ValueError("every point is NaN: give at least one (x, y)")
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-    bad = np.flatnonzero(given & ~inside)
-    if len(bad):
-        k = int(bad[0])
-        x, y = pts[k]
-        raise ValueError(
-            f"point {k} (x={x:g}, y={y:g}) is outside the {w}x{h} frame: points are 0-based "
-            f"pixels, 0 <= x < {w}, 0 <= y < {h} ({len(bad)} point(s) outside)"
-        )
-    return pts
-
-
 def track_keypoints_iter(
     frames: FrameSource,
     points,
@@ -83,6 +62,7 @@ def track_keypoints_iter(
     sigma: float = 0.5,
     rounding: Literal["crw", "floor"] = "crw",
     topn: int = 3,
+    rule: str = DEFAULT_RULE,
     **settings,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """`track_keypoints` one frame at a time: yields `(t, points [K, 2], confidence [K])`."""
@@ -92,24 +72,22 @@ def track_keypoints_iter(
         name = "jhmdb" if semantic is None else "jhmdb-sfc"
         preset = replace(PRESETS[name], size=None, resize="antialias")
     config = Config.preset(preset, size=size, short_side=short_side, **settings)
+    keys = points if isinstance(points, Mapping) else {0: points}
     session = Session(
-        frames, backbone, semantic, preset=config, keep_results=False, keep_frames=False
+        frames,
+        backbone,
+        semantic,
+        preset=config,
+        rule=rule,
+        keep_results=False,
+        keep_frames=list(keys) != [0],
+        codec=KeypointCodec(sigma, rounding, topn),
     )
-    first = session.store[0] if session.store.has(0) else None
-    if first is None:
-        raise ValueError("the video holds no frames")
-    hw = tuple(first.shape[1:])
-    pts = check_points(points, hw)
-    grid = session.prop.grid(*hw)
-    session.annotate_soft(
-        0, keypoints.encode_keypoints(pts, hw, grid, sigma=sigma, rounding=rounding)
-    )
+    for t, pts in sorted(keys.items()):
+        session.annotate(t, pts)
     for r in session.run():
-        if r.t == 0:
-            yield 0, pts.copy(), (~np.isnan(pts).any(axis=1)).astype(np.float64)
-        else:
-            found, confidence = keypoints.decode_keypoints(r.soft.cpu(), hw, topn=topn)
-            yield r.t, found, confidence
+        found, confidence = r.labels
+        yield r.t, found, confidence
 
 
 def track_keypoints(
@@ -127,7 +105,8 @@ def track_keypoints(
     progress: bool | None = None,
     **params,
 ) -> Tracks:
-    """Track points `[K, 2]` (x, y) 0-based pixels of frame 0 through `frames`.
+    """Track points `[K, 2]` (x, y) 0-based pixels of frame 0 (or `{frame: points}` of
+    keyframes, the same K points on each; see `sfcprop.Session`) through `frames`.
 
     frames: anything `sfcprop.io.iter_frames` reads (folder, video file, array, tensor,
     list). points: inside the frame (ValueError otherwise), or NaN for a point not given.

@@ -212,3 +212,16 @@ def test_bad_keyframes(clip, net, keys, message):
 def test_bad_rule(clip, net):
     with pytest.raises(ValueError, match="rule must be one of"):
         Session(clip.frames, net, rule="vote")
+
+
+def test_keypoint_keyframes(clip, net, one_thread):
+    from sfcprop.tracking import track_keypoints
+
+    p0 = [[20.0, 30.0], [70.0, 40.0]]
+    p6 = [[30.0, 32.0], [60.0, 38.0]]
+    tracks = track_keypoints(clip.frames, {0: p0, 6: p6}, net, context=3)
+    assert tracks.points.shape == (12, 2, 2)
+    np.testing.assert_array_equal(tracks.points[6].numpy(), p6)  # as given
+    assert (tracks.confidence[[0, 6]] == 1).all()
+    with pytest.raises(ValueError, match="same 2 points"):
+        track_keypoints(clip.frames, {0: p0, 6: p6[:1]}, net, context=3)

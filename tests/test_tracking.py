@@ -7,9 +7,10 @@ import torch
 from toys import PooledColour
 
 from sfcprop import Tracks, keypoints, metrics, track_keypoints
+from sfcprop.codecs import check_points
 from sfcprop.io import read_joint_positions
 from sfcprop.synthetic import generate_clip
-from sfcprop.tracking import JHMDB_JOINTS, check_points, track_keypoints_iter
+from sfcprop.tracking import JHMDB_JOINTS, track_keypoints_iter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
