@@ -97,7 +97,7 @@ class Timer:
         setattr(owner, name, timed)
 
 
-def dense_step(query, memory, preset, *_blocks):
+def dense_step(query, memory, preset, *_blocks, scores=None):
     """The dense reference path: stack the m + 1 slots and build the full affinity (the
     local path's block sizes, if given, do not apply)."""
     from sfcprop import affinity
@@ -114,7 +114,7 @@ def dense_step(query, memory, preset, *_blocks):
 
 def child(args: argparse.Namespace) -> dict:
     """Run one configuration in this process and return its measurements."""
-    from sfcprop import affinity, budget, labels, propagation
+    from sfcprop import affinity, budget, labels, propagation, propagator
     from sfcprop.backbones import resnet18, resnet50
     from sfcprop.config import get_preset
 
@@ -130,19 +130,19 @@ def child(args: argparse.Namespace) -> dict:
         budget.default_blocks = lambda device: (budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
     kw = dict(preset=preset, radius=args.radius, device=args.device, precision=args.precision)
     kw["max_memory"] = args.max_memory
-    planner = propagation.Propagator(fine, semantic, context=held, **kw)
+    planner = propagator.Propagator(fine, semantic, context=held, **kw)
     plan = planner.plan_memory(h, w, n_labels, outputs=args.frames * h * w)
     if args.config == "dense":
-        propagation.step_soft = dense_step
+        propagator.step_soft = dense_step
     if args.device.startswith("cuda"):  # start-up (weights, cuDNN, kernels) left untimed
         warm, _, _ = load_clip(3, SIZES[args.size])
         propagation.propagate(warm, mask, fine, semantic, **kw)
     base_rss = peak_rss_gib()  # torch + weights
     timer = Timer()
-    timer.wrap(propagation.Propagator, "_encode", "backbone")
+    timer.wrap(propagator.Propagator, "encode", "backbone")
     timer.wrap(affinity, "global_topk", "affinity")
     timer.wrap(affinity, "local_topk", "affinity")
-    timer.wrap(propagation, "step_soft", "propagation")  # includes affinity: subtracted below
+    timer.wrap(propagator, "step_soft", "propagation")  # includes affinity: subtracted below
     timer.wrap(labels, "decode", "propagation")
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

@@ -94,6 +94,40 @@ def window_geometry(h: int, w: int, radius: float, tile: int | None = None) -> t
     return t, min(math.ceil(radius) - 1, max(h, w) - 1)
 
 
+def workspace_bytes(
+    grid: tuple[int, int],
+    channels: int,
+    n_labels: int,
+    topk: int,
+    context: int,
+    radius: float,
+    global_rows: int,
+    window_elems: int,
+    feature_bytes: int = 4,
+) -> int:
+    """Bytes of one propagation step's temporaries at these block sizes: a block of
+    `global_topk`'s scores (`global_rows` queries), a block of `local_topk`'s windows and
+    scores (`window_elems` key elements), its window tables, the candidates of the
+    `context + 1` slots and their `merge_topk`, and the label bank `gather_labels` reads."""
+    h, w = grid
+    n, slots = h * w, context + 1
+    tile, reach = window_geometry(h, w, radius)
+    window = tile + 2 * reach
+    blocks = -(-h // tile) * -(-w // tile)
+    fb = feature_bytes
+    score = 4 if fb == 4 else fb + 4  # half scores are copied to float32
+    elems = min(window_elems, blocks * window * window * channels)
+    local = elems * (fb + score * tile**2 / channels) if context else 0
+    return int(
+        min(global_rows, n) * n * score  # a block of frame-0 scores
+        + local  # a block of windows and their scores
+        + (n * window * window * (1 + 8 / tile**2) if context else 0)  # mask + key index
+        + 2 * slots * n * topk * 12  # candidates (float32 + int64) and their merge
+        + slots * n * n_labels * 4  # the stacked label bank
+        + 2 * n * n_labels * 4  # gathered labels
+    )
+
+
 def local_topk(
     query: torch.Tensor,
     keys: torch.Tensor,

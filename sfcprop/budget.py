@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .affinity import window_geometry
-from .config import Config as Preset
+from .affinity import workspace_bytes
+from .config import Config
 
 GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the CPU default)
 WINDOW_ELEMS = 1 << 22  # elements of short-term key windows per block (the CPU default)
@@ -174,7 +174,7 @@ def estimate(
     grid: tuple[int, int],
     channels: int,
     n_labels: int,
-    preset: Preset,
+    config: Config,
     backbone: int,
     outputs: int = 0,
     global_rows: int = GLOBAL_ROWS,
@@ -187,25 +187,19 @@ def estimate(
     `backbone`: activation bytes of one frame (`backbone_bytes`); `outputs`: bytes the
     caller keeps over the whole video; `feature_bytes`: 4 (float32) or 2 (half).
     """
-    h, w = grid
-    n, m, k, lab = h * w, preset.context, preset.topk, n_labels
-    slots = m + 1
-    tile, reach = window_geometry(h, w, preset.radius)
-    window = tile + 2 * reach
-    rows = min(global_rows, n)
-    blocks = -(-h // tile) * -(-w // tile)
-    fb = feature_bytes
-    score = 4 if fb == 4 else fb + 4  # half scores are copied to float32
-    elems = min(window_elems, blocks * window * window * channels)
-    local = elems * (fb + score * tile**2 / channels) if m else 0
-    affinity = (
-        rows * n * score  # a block of frame-0 scores
-        + local  # a block of windows and their scores
-        + (n * window * window * (1 + 8 / tile**2) if m else 0)  # window mask + key index
-        + 2 * slots * n * k * 12  # candidates (float32 + int64) and their merge
-        + slots * n * lab * 4  # the stacked label bank
-        + 2 * n * lab * 4  # gathered labels
+    n, slots, lab = grid[0] * grid[1], config.context + 1, n_labels
+    affinity = workspace_bytes(
+        grid,
+        channels,
+        lab,
+        config.topk,
+        config.context,
+        config.radius,
+        global_rows,
+        window_elems,
+        feature_bytes,
     )
+    fb = feature_bytes
     return MemoryPlan(
         features=slots * channels * n * fb,
         labels=slots * lab * n * 4,
@@ -236,7 +230,7 @@ def too_big(
     plan: MemoryPlan,
     max_memory: int,
     frame_size: tuple[int, int],
-    preset: Preset,
+    config: Config,
     short_side_fits: int | None,
     context_fits: int | None,
 ) -> MemoryBudgetError:
@@ -244,7 +238,7 @@ def too_big(
     hints = []
     if short_side_fits:
         hints.append(f"resize the frames with short_side={short_side_fits}")
-    if context_fits is not None and context_fits < preset.context:
+    if context_fits is not None and context_fits < config.context:
         hints.append(f"keep fewer frames in memory with context={context_fits}")
     what = " or ".join(hints)
     if plan.outputs:
@@ -256,7 +250,83 @@ def too_big(
         what = stream if fits_streamed else f"{stream} and {what}" if what else stream
     what = what or "use a machine with more memory"
     return MemoryBudgetError(
-        f"propagating {frame_size[1]}x{frame_size[0]} frames with {preset.context} frames of "
+        f"propagating {frame_size[1]}x{frame_size[0]} frames with {config.context} frames of "
         f"context needs about {plan.describe()}, more than max_memory = "
         f"{format_bytes(max_memory)}; to fit, {what}"
     )
+
+
+@dataclass
+class Planner:
+    """The memory planner of one propagator: `plan` estimates a run's peak, fits the
+    affinity's blocks to `config.max_memory`, and raises `MemoryBudgetError` (saying what
+    would fit: a short side, a shorter context, streaming) when nothing does.
+
+    nets: the backbone(s); feature_bytes: 4 (float32) or 2 (half); device: where blocks
+    start from (larger on CUDA)."""
+
+    nets: list[nn.Module]
+    feature_bytes: int
+    device: torch.device
+
+    def plan(
+        self,
+        size: tuple[int, int],
+        config: Config,
+        n_labels: int,
+        outputs: int = 0,
+        cached: int = 0,
+    ) -> MemoryPlan:
+        """The plan of `size` frames with `n_labels` labels; `outputs`: bytes the caller
+        keeps; `cached`: feature maps kept besides the context (keyframe sessions)."""
+        plan = self.estimate(size, config, n_labels, outputs, cached)
+        limit = config.max_memory
+        if limit is None or plan.total <= limit:
+            return plan
+        fits = self._fits(size, config, n_labels, outputs, cached)
+        if outputs and fits == (None, None):  # what would fit once the results are streamed
+            fits = self._fits(size, config, n_labels, 0, cached)
+        raise too_big(plan, limit, size, config, *fits)
+
+    def estimate(self, size, config: Config, n_labels, outputs=0, cached=0) -> MemoryPlan:
+        """The plan with blocks fitted to `config.max_memory` (the smallest when none fit)."""
+        hw = config.encoded_size(*size)
+        grid = self.nets[0].grid(*hw)
+        acts = max(backbone_bytes(net, *hw) for net in self.nets)
+        acts += (len(self.nets) - 1) * self.nets[0].dim * grid[0] * grid[1] * 4  # first kept
+        channels = sum(net.dim for net in self.nets)
+        kept = outputs + cached * channels * grid[0] * grid[1] * self.feature_bytes
+
+        def rebuild(rows: int, elems: int) -> MemoryPlan:
+            return estimate(
+                size,
+                grid,
+                channels,
+                n_labels,
+                config,
+                acts,
+                kept,
+                rows,
+                elems,
+                self.feature_bytes,
+            )
+
+        plan = rebuild(*default_blocks(self.device))
+        return plan if config.max_memory is None else fit(plan, config.max_memory, rebuild)
+
+    def _fits(self, size, config: Config, n_labels, outputs, cached):
+        """The largest short side, and the longest context, that would fit."""
+        from dataclasses import replace
+
+        def fits(c: Config) -> bool:
+            return self.estimate(size, c, n_labels, outputs, cached).total <= c.max_memory
+
+        current = min(config.encoded_size(*size))
+        sides = (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160)
+        side = next(
+            (s for s in sides if s < current and fits(replace(config, short_side=s, size=None))),
+            None,
+        )
+        contexts = range(config.context - 1, -1, -1)
+        context = next((m for m in contexts if fits(replace(config, context=m))), None)
+        return side, context

@@ -10,7 +10,7 @@ Memory holds m + 1 feature maps and their soft labels, whatever the video's leng
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -50,10 +50,13 @@ def step_soft(
     config: Config,
     global_rows: int = budget.GLOBAL_ROWS,
     window_elems: int = budget.WINDOW_ELEMS,
+    scores: dict | None = None,
 ) -> torch.Tensor:
     """Soft labels `[L, h, w]` of the frame with features `query` `[C, h, w]`.
 
-    `global_rows` / `window_elems`: block sizes of the affinity (memory, not results)."""
+    `global_rows` / `window_elems`: block sizes of the affinity (memory, not results).
+    `scores`: a dict that receives `"similarity"`, the frame's `similarity` to the most
+    recent frame of the memory (read off that slot's top-k, at no extra cost)."""
     c, h, w = query.shape
     n = h * w
     feats0, labels0 = memory.first
@@ -70,6 +73,8 @@ def step_soft(
         )
         candidates += [(vals, idx + slot * n)] * mult
         banks.append(soft)
+    if scores is not None and len(banks) > 1:  # the best key of the last slot, as a cosine
+        scores["similarity"] = float(vals[:, 0].mean()) * config.temperature
     weights, index = affinity.merge_topk(candidates, config.topk)
     bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
     out = affinity.gather_labels(weights, index, bank)
@@ -118,6 +123,8 @@ class Propagator:
         fine = _resolve(backbone, self.device)
         sem = _resolve(semantic, self.device) if semantic is not None else None
         self.encoder = Encoder(fine, sem, cfg.lam, numeric.feature_dtype(cfg.precision))
+        nets = [n for n in (fine, sem) if n is not None]
+        self.planner = budget.Planner(nets, self.encoder.dtype.itemsize, self.device)
         self.memory: Memory | None = None
         self.size: tuple[int, int] | None = None
         self.plan: budget.MemoryPlan | None = None
@@ -149,61 +156,13 @@ class Propagator:
         session keeps besides the context), with blocks fitted to `max_memory`.
 
         Raises `MemoryBudgetError` when even the smallest blocks do not fit."""
-        plan = self._plan((height, width), self.config, n_labels, outputs, cached)
-        if self.max_memory is None or plan.total <= self.max_memory:
-            return plan
-        fits = self._fits(height, width, n_labels, outputs, cached)
-        if outputs and fits == (None, None):  # what would fit once the results are streamed
-            fits = self._fits(height, width, n_labels, 0, cached)
-        raise budget.too_big(plan, self.max_memory, (height, width), self.config, *fits)
+        return self.planner.plan((height, width), self.config, n_labels, outputs, cached)
 
     def feature_bytes(self, height: int, width: int) -> int:
         """Bytes of one frame's feature map."""
         h, w = self.grid(height, width)
-        channels = sum(n.dim for n in self._nets())
+        channels = sum(n.dim for n in self.planner.nets)
         return channels * h * w * self.encoder.dtype.itemsize
-
-    def _nets(self) -> list[Correspondence]:
-        return [n for n in (self.encoder.backbone, self.encoder.semantic) if n is not None]
-
-    def _plan(self, size, config: Config, n_labels, outputs, cached=0) -> budget.MemoryPlan:
-        hw = config.encoded_size(*size)
-        nets = self._nets()
-        grid = nets[0].grid(*hw)
-        acts = max(budget.backbone_bytes(net, *hw) for net in nets)
-        acts += (len(nets) - 1) * nets[0].dim * grid[0] * grid[1] * 4  # first map kept
-        channels = sum(net.dim for net in nets)
-        feature_bytes = self.encoder.dtype.itemsize
-        kept = outputs + cached * channels * grid[0] * grid[1] * feature_bytes
-
-        def rebuild(rows: int, elems: int) -> budget.MemoryPlan:
-            return budget.estimate(
-                size, grid, channels, n_labels, config, acts, kept, rows, elems, feature_bytes
-            )
-
-        plan = rebuild(*budget.default_blocks(self.device))
-        return plan if self.max_memory is None else budget.fit(plan, self.max_memory, rebuild)
-
-    def _fits(self, height, width, n_labels, outputs, cached) -> tuple[int | None, int | None]:
-        """The largest short side, and the longest context, that would fit `max_memory`."""
-
-        def fits(config: Config) -> bool:
-            plan = self._plan((height, width), config, n_labels, outputs, cached)
-            return plan.total <= self.max_memory
-
-        current = min(self.config.encoded_size(height, width))
-        sides = (1080, 960, 720, 640, 560, 480, 400, 360, 320, 240, 160)
-        side = next(
-            (
-                s
-                for s in sides
-                if s < current and fits(replace(self.config, short_side=s, size=None))
-            ),
-            None,
-        )
-        contexts = range(self.config.context - 1, -1, -1)
-        context = next((m for m in contexts if fits(replace(self.config, context=m))), None)
-        return side, context
 
     def start(self, frame: torch.Tensor, soft: torch.Tensor, outputs: int = 0) -> None:
         """The keyframe (uint8 `[3, H, W]`) and its soft labels: `[L, h, w]` on the feature
@@ -253,10 +212,12 @@ class Propagator:
         if self.memory is None:
             raise RuntimeError("call start(first_frame, first_labels) before step()")
         blocks = (self.plan.global_rows, self.plan.window_elems) if self.plan else ()
-        previous = self.memory.recent[-1][0] if self.memory.recent else self.memory.first[0]
+        scores: dict = {}
         with numeric.no_tf32():
-            soft = step_soft(query, self.memory, self.config, *blocks)
-            self.last_similarity = similarity(query, previous, self.config.radius)
+            soft = step_soft(query, self.memory, self.config, *blocks, scores=scores)
+            if "similarity" not in scores:  # no short-term slot (context 0)
+                scores["similarity"] = similarity(query, self.memory.first[0], self.config.radius)
+        self.last_similarity = scores["similarity"]
         if self.config.context > 0:
             self.memory.recent.append((query, soft))
         if self.max_memory is not None:
