@@ -1,15 +1,19 @@
-"""The generated clip and `sfcprop demo`."""
+"""The generated clips and `sfcprop demo`."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from toys import PooledColour
 
-from sfcprop import cli
+from sfcprop import cli, synthetic
 from sfcprop.backbones.registry import shipped_weights
-from sfcprop.demo import run_demo, score
+from sfcprop.demo import random_weights, report, run_demo, score
 from sfcprop.io import list_images, read_mask
-from sfcprop.synthetic import generate_clip
+from sfcprop.synthetic import generate_clip, photo_clip
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,16 +35,133 @@ def test_score_known_answers():
     assert score(empty, gt)["J-Mean"] == 0.0
 
 
+def _centroid(mask: torch.Tensor, oid: int) -> torch.Tensor:
+    return torch.nonzero(mask == oid).float().mean(0)
+
+
+def test_photo_clip_is_deterministic_and_moves():
+    a, b = photo_clip(num_frames=8, seed=3), photo_clip(num_frames=8, seed=3)
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.masks, b.masks)
+    assert not torch.equal(a.frames, photo_clip(num_frames=8, seed=4).frames)
+    assert a.frames.shape == (8, 3, 240, 320) and a.frames.dtype == torch.uint8
+    assert a.masks.shape == (8, 240, 320) and a.masks.dtype == torch.uint8
+    for m in a.masks:  # both objects visible in every frame
+        assert set(m.unique().tolist()) == {0, 1, 2}
+    for oid in (1, 2):
+        assert (_centroid(a.masks[-1], oid) - _centroid(a.masks[0], oid)).norm() > 60
+    area = [(a.masks[t] == 1).sum().item() for t in (0, -1)]
+    assert area[1] > 1.5 * area[0]  # the cat approaches: scale change
+
+
+def test_photo_clip_other_sizes_and_bad_arguments():
+    clip = photo_clip(num_frames=3, height=96, width=128, seed=1)
+    assert clip.frames.shape == (3, 3, 96, 128) and set(clip.masks.unique().tolist()) == {0, 1, 2}
+    with pytest.raises(ValueError, match="num_frames"):
+        photo_clip(num_frames=0)
+
+
+def test_photo_clip_masks_are_exact():
+    """Every pixel labelled k is object k's photo as composited; label 0 is the
+    background photo seen by the camera, untouched."""
+    clip = photo_clip(num_frames=5, seed=2)
+    yy, xx = synthetic._pixel_grid(240, 320)
+    rng = np.random.default_rng(2)
+    tracks = dict(zip((1, 2), synthetic._tracks(rng), strict=True))
+    pan = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.08, 0.12))
+    t, s = 2, 0.5
+    frame, mask = clip.frames[t].float() / 255, clip.masks[t]
+    background = synthetic._camera(synthetic._photo("coffee.jpg"), yy, xx, s, pan)
+    cat, cat_region = synthetic._cutout(
+        synthetic._photo("chelsea.jpg"), "ellipse", tracks[1], yy, xx, s
+    )
+    assert torch.equal(mask == 1, cat_region)
+    for oid, pixels in ((0, background), (1, cat)):
+        where = mask == oid
+        err = (frame - pixels.clamp(0, 1))[:, where].abs().max().item()
+        assert err <= 0.5 / 255 + 1e-6, f"id {oid}: pixels differ from the composited photo"
+
+
+def test_photo_clip_objects_occlude_each_other():
+    """At some frame the cat (1) lies between pixels of the card (2) along a row or a
+    column: the card is convex, so the cat hides part of it."""
+
+    def sandwiched(line: torch.Tensor) -> bool:
+        two = torch.nonzero(line == 2).flatten()
+        one = torch.nonzero(line == 1).flatten()
+        return len(two) > 0 and bool(((one > two.min()) & (one < two.max())).any())
+
+    clip = photo_clip()
+    frames = [t for t, m in enumerate(clip.masks) if any(map(sandwiched, [*m, *m.T]))]
+    assert frames and min(frames) > 0 and max(frames) < len(clip.masks) - 1
+
+
+def test_photo_clip_camera_pans():
+    """The background moves: frame 3 matches frame 0 shifted sideways (the camera pans;
+    it zooms too, so the match is not exact) far better than frame 0 in place."""
+    clip = photo_clip(num_frames=24)
+    a, b = clip.frames[0].float(), clip.frames[3].float()
+    keep = (clip.masks[0] == 0) & (clip.masks[3] == 0)  # background in both frames
+    keep[:20], keep[-20:], keep[:, :20], keep[:, -20:] = False, False, False, False
+
+    def error(dy: int, dx: int) -> float:
+        valid = keep & torch.roll(keep, (dy, dx), dims=(0, 1))
+        return (torch.roll(a, (dy, dx), dims=(1, 2)) - b)[:, valid].abs().mean().item()
+
+    errors = {(dy, dx): error(dy, dx) for dy in range(-6, 7) for dx in range(-15, 16)}
+    best = min(errors, key=errors.get)
+    assert abs(best[1]) >= 3 and errors[best] < 0.75 * errors[(0, 0)]
+
+
+def test_demo_images_ship_with_their_licences():
+    folder = REPO / "sfcprop" / "demo_images"
+    images = sorted(p.name for p in folder.glob("*.jpg"))
+    assert images == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
+    assert sum((folder / n).stat().st_size for n in images) < 300_000
+    licences = (folder / "LICENSES.md").read_text()
+    for name in images:
+        assert f"`{name}`" in licences
+    assert "CC0" in licences and "public domain" in licences
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "sfcprop.demo_images" in config["packages"]
+    assert {"*.jpg", "*.md"} <= set(config["package-data"]["sfcprop.demo_images"])
+
+
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a, b = random_weights().state_dict(), random_weights().state_dict()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = random_weights(seed=1).state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_report_explains_jf_and_shows_the_margin_over_random_weights():
+    summary = {"J&F-Mean": 0.7, "J-Mean": 0.75, "F-Mean": 0.65, "seconds": 6.0}
+    summary.update({f"random {k}": v for k, v in {**summary, "J&F-Mean": 0.5}.items()})
+    lines = report(summary, "fc", 24)
+    assert "0 to 1, higher is better" in lines[0]
+    assert lines[-2].split()[:3] == ["random", "weights", "0.500"]
+    assert lines[-1].split() == ["fc", "0.700", "0.750", "0.650", "6.0", "+0.200"]
+    alone = report({k: v for k, v in summary.items() if "random" not in k}, "fc", 24)
+    assert alone[-1].split() == ["fc", "0.700", "0.750", "0.650", "6.0"]
+    assert not any("random" in line for line in alone)
+
+
 def test_demo_writes_masks_and_gif_and_scores_them(tmp_path):
     summary = run_demo(tmp_path, PooledColour().eval(), num_frames=6, quiet=True)
     pngs = list_images(tmp_path / "masks")
     assert [p.name for p in pngs] == [f"{t:05d}.png" for t in range(6)]
     assert (tmp_path / "overlay.gif").stat().st_size > 0
-    # the printed numbers are those of the written files
+    # the printed numbers are those of the written files, on the photo clip
     written = np.stack([read_mask(p)[0] for p in pngs])
-    again = score(written, generate_clip(num_frames=6).masks.numpy())
+    again = score(written, photo_clip(num_frames=6).masks.numpy())
     assert again["J&F-Mean"] == pytest.approx(summary["J&F-Mean"])
-    assert 0.0 <= summary["J&F-Mean"] <= 1.0
+    for key in ("J&F-Mean", "random J&F-Mean"):
+        assert 0.0 <= summary[key] <= 1.0
+    alone = run_demo(tmp_path / "alone", PooledColour().eval(), num_frames=3, baseline=False)
+    assert not any(k.startswith("random") for k in alone)
 
 
 def test_cli_demo_with_the_shipped_model(tmp_path, capsys):
@@ -49,7 +170,11 @@ def test_cli_demo_with_the_shipped_model(tmp_path, capsys):
     except (FileNotFoundError, ValueError):
         pytest.skip("the shipped model weights/fc-r18-sfcprop.safetensors is not there yet")
     assert cli.main(["demo", "--out", str(tmp_path / "d"), "--frames", "6", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    jf = float(out.strip().splitlines()[-1].split()[0])
-    assert 0.0 <= jf <= 1.0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "higher is better" in lines[1]
+    random_row, model_row = lines[-2].split(), lines[-1].split()
+    assert random_row[:2] == ["random", "weights"] and model_row[0] == "fc"
+    jf, random_jf, margin = float(model_row[1]), float(random_row[2]), float(model_row[-1])
+    assert 0.0 <= jf <= 1.0 and 0.0 <= random_jf <= 1.0
+    assert margin == pytest.approx(jf - random_jf, abs=1.5e-3)
     assert len(list((tmp_path / "d" / "masks").iterdir())) == 6
