@@ -182,6 +182,25 @@ class Session:
         self.steps = 0  # propagation steps run (each one frame of one pass)
         self.outputs = 0  # bytes the caller keeps, counted against max_memory
 
+    @classmethod
+    def streaming(
+        cls,
+        frames: FrameSource,
+        annotations,
+        backbone: Correspondence | str = "fc",
+        semantic: Correspondence | str | None = None,
+        **kwargs: Any,
+    ) -> Session:
+        """A session for one pass over its results (it keeps none), annotated with
+        `annotations`: a first frame's labels or `{frame index: labels}`. With frame 0
+        alone no frame is read twice, so a video or an iterator is not cached."""
+        keys = _keyframes(annotations)
+        kwargs.setdefault("keep_frames", list(keys) != [0])
+        session = cls(frames, backbone, semantic, keep_results=False, **kwargs)
+        for t, label in sorted(keys.items()):
+            session.annotate(t, label)
+        return session
+
     # ------------------------------------------------------------------ annotations
 
     def annotate(self, t: int, label) -> None:
@@ -476,19 +495,9 @@ def propagate_iter(
     counted against `max_memory` (before any work when the number of frames is known,
     else as frames are done). Other arguments as `propagate`.
     """
-    keys = _keyframes(annotations)
-    session = Session(
-        frames,
-        backbone,
-        semantic,
-        rule=rule,
-        forward_only=forward_only,
-        keep_results=False,
-        keep_frames=list(keys) != [0],
-        **settings,
+    session = Session.streaming(
+        frames, annotations, backbone, semantic, rule=rule, forward_only=forward_only, **settings
     )
-    for t, mask in sorted(keys.items()):
-        session.annotate(t, mask)
     max_memory = session.config.max_memory
     count = _count(session.store.frames) if max_memory and reserve_per_frame else None
     session.outputs = reserve_per_frame * (count or 0)
@@ -586,20 +595,16 @@ def propagate_soft(
     on a keyframe's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to
     the grid, bilinear): the first frame's maps or `{frame index: maps}`. Returns
     `[T, L, h, w]` as they are (no argmax, no normalisation)."""
-    keys = _keyframes(annotations)
-    session = Session(
+    session = Session.streaming(
         frames,
+        annotations,
         backbone,
         semantic,
         rule=rule,
         forward_only=forward_only,
-        keep_results=False,
-        keep_frames=list(keys) != [0],
         codec=SoftCodec(),
         **settings,
     )
-    for t, soft in sorted(keys.items()):
-        session.annotate(t, soft)
     out = {r.t: r.soft.cpu() for r in _progress(session.run(), progress, frames)}
     return torch.stack([out[t] for t in sorted(out)])
 

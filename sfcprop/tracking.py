@@ -8,7 +8,7 @@ by default. Frame 0 gives the points as they were given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Literal, NamedTuple
 
@@ -72,19 +72,10 @@ def track_keypoints_iter(
         name = "jhmdb" if semantic is None else "jhmdb-sfc"
         preset = replace(PRESETS[name], size=None, resize="antialias")
     config = Config.preset(preset, size=size, short_side=short_side, **settings)
-    keys = points if isinstance(points, Mapping) else {0: points}
-    session = Session(
-        frames,
-        backbone,
-        semantic,
-        preset=config,
-        rule=rule,
-        keep_results=False,
-        keep_frames=list(keys) != [0],
-        codec=KeypointCodec(sigma, rounding, topn),
+    codec = KeypointCodec(sigma, rounding, topn)
+    session = Session.streaming(
+        frames, points, backbone, semantic, preset=config, rule=rule, codec=codec
     )
-    for t, pts in sorted(keys.items()):
-        session.annotate(t, pts)
     for r in session.run():
         found, confidence = r.labels
         yield r.t, found, confidence
