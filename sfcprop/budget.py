@@ -29,22 +29,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from .affinity import workspace_bytes
-from .config import Config
+from .config import Config, parse_bytes  # noqa: F401 (parse_bytes: part of this API)
 
 GLOBAL_ROWS = 2048  # query rows per block of the frame-0 affinity (the CPU default)
 WINDOW_ELEMS = 1 << 22  # elements of short-term key windows per block (the CPU default)
 # on a GPU, blocks large enough that a 480p step is one product per frame (fewer launches)
 CUDA_GLOBAL_ROWS, CUDA_WINDOW_ELEMS = 8192, 1 << 26
 _MIN_GLOBAL_ROWS, _MIN_WINDOW_ELEMS = 64, 1 << 16
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
 class MemoryBudgetError(MemoryError):
@@ -76,25 +73,6 @@ def default_blocks(device: torch.device) -> tuple[int, int]:
     if device.type == "cuda":
         return CUDA_GLOBAL_ROWS, CUDA_WINDOW_ELEMS
     return GLOBAL_ROWS, WINDOW_ELEMS
-
-
-def parse_bytes(value: int | float | str) -> int:
-    """Bytes from `4e9`, `"4GB"` (10^9), `"4GiB"` (2^30), `"512 MiB"`, `"800M"` (10^6)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError(f"max_memory must be positive, got {value}")
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?)b?\s*", str(value).lower())
-    if not match:
-        raise ValueError(
-            f"max_memory must be a number of bytes or a size like '4GiB', '512MB', got {value!r}"
-        )
-    number, unit, binary = match.groups()
-    scale = 1024 ** "_kmgt".index(unit) if binary and unit else _UNITS[unit]
-    out = int(float(number) * scale)
-    if out <= 0:
-        raise ValueError(f"max_memory must be positive, got {value!r}")
-    return out
 
 
 def format_bytes(n: float) -> str:
@@ -316,7 +294,6 @@ class Planner:
 
     def _fits(self, size, config: Config, n_labels, outputs, cached):
         """The largest short side, and the longest context, that would fit."""
-        from dataclasses import replace
 
         def fits(c: Config) -> bool:
             return self.estimate(size, c, n_labels, outputs, cached).total <= c.max_memory

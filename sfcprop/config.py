@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 RESIZE_POLICIES = ("antialias", "float")
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 PRECISIONS = ("float32", "float16", "bfloat16")
 
 
@@ -89,8 +91,6 @@ class Config:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.max_memory is not None:
-            from .budget import parse_bytes
-
             object.__setattr__(self, "max_memory", parse_bytes(self.max_memory))
         if not isinstance(self.device, str):
             object.__setattr__(self, "device", str(self.device))
@@ -128,6 +128,25 @@ class Config:
     def protocol(self) -> dict[str, Any]:
         """The five protocol fields, as a dict (for reports and settings files)."""
         return {k: getattr(self, k) for k in ("topk", "context", "radius", "temperature", "lam")}
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """Bytes from `4e9`, `"4GB"` (10^9), `"4GiB"` (2^30), `"512 MiB"`, `"800M"` (10^6)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"max_memory must be positive, got {value}")
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?)b?\s*", str(value).lower())
+    if not match:
+        raise ValueError(
+            f"max_memory must be a number of bytes or a size like '4GiB', '512MB', got {value!r}"
+        )
+    number, unit, binary = match.groups()
+    scale = 1024 ** "_kmgt".index(unit) if binary and unit else _UNITS[unit]
+    out = int(float(number) * scale)
+    if out <= 0:
+        raise ValueError(f"max_memory must be positive, got {value!r}")
+    return out
 
 
 def _is_int(v: Any) -> bool:
@@ -196,8 +215,6 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _bytes(text: str) -> int:
-    from .budget import parse_bytes
-
     try:
         return parse_bytes(text)
     except ValueError as e:
