@@ -20,12 +20,20 @@ from .io import load_first_mask, resize_ids
 class MaskCodec:
     """Object masks `[H, W]` of integer ids (0 = background; a PNG path, array or
     tensor). The objects are the union of the keyframes' ids: channel l is `ids[l]`, 0
-    first; a keyframe without some object says it is absent there."""
+    first; a keyframe without some object says it is absent there.
+
+    Masks go to the encoded frame's size by nearest neighbour, then to the grid
+    bilinearly. `bilinear_ids_at=(H', W')` reproduces a quirk of CRW's VIP loader instead:
+    the id image itself resized bilinearly to `H' x W'` and rounded (its `cv2.resize` call
+    passes INTER_NEAREST where `dst` goes), so blended boundary values become extra label
+    channels (ids absent from the mask); needed only to match CRW's VIP numbers exactly
+    (spec section 5; cv2's fixed-point rounding may differ in rare pixels)."""
 
     kind = "mask"
 
-    def __init__(self) -> None:
+    def __init__(self, bilinear_ids_at: tuple[int, int] | None = None) -> None:
         self.ids: list[int] = [0]
+        self.bilinear_ids_at = tuple(bilinear_ids_at) if bilinear_ids_at else None
 
     @property
     def channels(self) -> int:
@@ -36,12 +44,27 @@ class MaskCodec:
         if mask.ndim == 2 and tuple(mask.shape) != tuple(hw):
             raise ValueError(f"the frame is {tuple(hw)} (H, W) but its mask is {tuple(mask.shape)}")
         found = labels.label_ids(mask, allow_empty=not first)
+        if self.bilinear_ids_at is not None:
+            found = torch.unique(self._blended(mask)).tolist()
         self.ids = sorted(set(self.ids) | set(found))
         return mask
 
     def encode(self, mask: torch.Tensor, hw, encoded_hw, grid) -> torch.Tensor:
-        small = resize_ids(mask, encoded_hw)  # nearest; unchanged at native size
+        if self.bilinear_ids_at is not None:
+            if tuple(encoded_hw) != self.bilinear_ids_at:
+                raise ValueError(
+                    f"bilinear_ids_at={self.bilinear_ids_at} but frames are encoded at "
+                    f"{tuple(encoded_hw)}"
+                )
+            small = self._blended(mask)
+        else:
+            small = resize_ids(mask, encoded_hw)  # nearest; unchanged at native size
         return labels.to_grid(small, self.ids, grid)
+
+    def _blended(self, mask: torch.Tensor) -> torch.Tensor:
+        """The id image resized bilinearly (half-pixel centres, no antialiasing), rounded."""
+        out = labels.resize_soft(mask[None].double(), self.bilinear_ids_at)[0]
+        return out.round().long()
 
     def decode(self, soft: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Ids `[H, W]` uint8 (CPU): upsampled soft labels, argmax."""

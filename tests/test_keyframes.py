@@ -225,3 +225,23 @@ def test_keypoint_keyframes(clip, net, one_thread):
     assert (tracks.confidence[[0, 6]] == 1).all()
     with pytest.raises(ValueError, match="same 2 points"):
         track_keypoints(clip.frames, {0: p0, 6: p6[:1]}, net, context=3)
+
+
+def test_crw_vip_label_quirk_blends_ids_into_extra_channels():
+    """Spec section 5: a grey map with ids {0, 2, 13, 14} resized bilinearly holds
+    blended values that become extra label channels."""
+    from sfcprop.codecs import MaskCodec
+
+    mask = torch.zeros(40, 40, dtype=torch.long)
+    mask[8:30, 5:20], mask[8:30, 20:35], mask[30:, :] = 2, 13, 14
+    plain = MaskCodec()
+    plain.check(mask, (40, 40), first=True)
+    assert plain.ids == [0, 2, 13, 14]
+    quirk = MaskCodec(bilinear_ids_at=(28, 28))
+    quirk.check(mask, (40, 40), first=True)
+    assert set(plain.ids) < set(quirk.ids)  # blended boundary values are channels too
+    soft = quirk.encode(mask, (40, 40), (28, 28), (4, 4))
+    assert soft.shape == (len(quirk.ids), 4, 4)
+    torch.testing.assert_close(soft.sum(0), torch.ones(4, 4))
+    with pytest.raises(ValueError, match="bilinear_ids_at"):
+        quirk.encode(mask, (40, 40), (40, 40), (5, 5))
