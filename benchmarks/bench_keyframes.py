@@ -139,6 +139,10 @@ def main() -> int:
     p.add_argument("--root", default=str(data / "davis2016"))
     p.add_argument("--backbone", default="fc", help="registry name or checkpoint (shipped fc)")
     p.add_argument("--random", action="store_true", help="also random ResNet-18 weights (floor)")
+    p.add_argument("--random-only", action="store_true", help="only the random weights")
+    p.add_argument(
+        "--spacings", default=",".join(map(str, SPACINGS)), help="keyframe spacings, e.g. 10,20"
+    )
     p.add_argument("--short-side", type=int, help="resize frames (default: native 480p)")
     p.add_argument("--sequences", help="comma-separated subset")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -155,13 +159,13 @@ def main() -> int:
     names = sorted(q.name for q in (root / "JPEGImages" / "480p").iterdir())
     if args.sequences:
         names = args.sequences.split(",")
-    models = {f"{args.backbone}": sfcprop.backbone(args.backbone)}
-    if args.random:
+    models = {} if args.random_only else {f"{args.backbone}": sfcprop.backbone(args.backbone)}
+    if args.random or args.random_only:
         torch.manual_seed(0)
         models["random R18"] = sfcprop.backbone("imagenet-r18", weights=resnet18().state_dict())
     rows = []
     for model, net in models.items():
-        for spacing in (None, *SPACINGS):
+        for spacing in (None, *(int(v) for v in args.spacings.split(","))):
             per_seq = {}
             for q in names:
                 frames = list_images(root / "JPEGImages" / "480p" / q)
