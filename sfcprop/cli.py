@@ -104,12 +104,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 PROPAGATE_EPILOG = """examples:
   sfcprop propagate frames/ first.png --out masks/ --gif
+  sfcprop propagate frames/ keyframes/ --out masks/     # sparse masks: 00000.png, 00040.png
   sfcprop propagate clip.mp4 first.png --out out/ --short-side 480 --mp4 --overlays
 
-Writes <out>/<frame stem>.png (palette PNGs with the first mask's palette; a video's
-frames are 00000, 00001 ...), and with --overlays <out>/overlays/<stem>.jpg, with --gif
-<out>/overlay.gif, with --mp4 <out>/overlay.mp4. Video files need PyAV:
-pip install 'sfcprop[video]'. Exit codes: 0 ok, 1 bad input or failed run, 2 usage."""
+Writes <out>/<frame stem>.png (palette PNGs with the masks' palette; a video's frames are
+00000, 00001 ...), <out>/confidence.csv (frame,name,object,confidence), <out>/flags.json
+(the frames to check: lost objects, likely scene cuts), and with --overlays
+<out>/overlays/<stem>.jpg, with --gif <out>/overlay.gif, with --mp4 <out>/overlay.mp4.
+Video files need PyAV: pip install 'sfcprop[video]'. Exit codes: 0 ok, 1 bad input or
+failed run, 2 usage."""
 
 TRACK_EPILOG = """examples:
   sfcprop track frames/ points.json --out tracks/ --gif
