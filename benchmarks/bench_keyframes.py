@@ -163,7 +163,7 @@ def main() -> int:
     if args.random or args.random_only:
         torch.manual_seed(0)
         models["random R18"] = sfcprop.backbone("imagenet-r18", weights=resnet18().state_dict())
-    rows = []
+    rows, frames_out = [], []  # the summary table; every frame's measures (for studies)
     for model, net in models.items():
         for spacing in (None, *(int(v) for v in args.spacings.split(","))):
             per_seq = {}
@@ -173,10 +173,12 @@ def main() -> int:
                 per_seq[q] = run_sequence(net, frames, gt, spacing, args)
                 print(f"{model} {spacing} {q}: {per_seq[q]['rules']}", flush=True)
             rows.append(summarise(model, per_seq, spacing))
+            frames_out.append({"model": model, "spacing": spacing, "sequences": per_seq})
             print(json.dumps(rows[-1]), flush=True)
             Path(args.json).write_text(
                 json.dumps({"short_side": args.short_side, "rows": rows}, indent=1) + "\n"
             )
+            Path(args.json).with_suffix(".frames.json").write_text(json.dumps(frames_out) + "\n")
     print_table(rows, args.short_side)
     return 0
 
