@@ -294,13 +294,8 @@ class Session:
             confidence.append(_remap_objects(done.stats.confidence, done.ids, self.label_ids))
         flags = [
             f
-            for t in range(n)
-            for f in conf.lost_flags(
-                t,
-                self.results[t].stats,
-                self.results[t].ref,
-                [i for i in self.results[t].ids[1:]],
-            )
+            for t, done in sorted(self.results.items())
+            for f in conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
         ]
         flags += conf.cut_flags([self.similarities.get(t) for t in range(n)])
         flags.sort(key=lambda f: (f.frame, f.kind, -1 if f.object is None else f.object))
