@@ -1,32 +1,33 @@
 """The `sfcprop` command: thin wrappers around the library.
 
-Exit codes: 0 success, 1 bad input or a failed run (one line on stderr), 2 bad usage
-(130 when interrupted). `propagate` and `track` write into a temporary folder beside
-`--out` and move it into place at the end, so a failed run leaves no output folder.
+Every command follows `sfcprop.errors`' policy: exit codes 0 success, 1 bad input or a
+failed run (one `sfcprop: error: ...` line on stderr), 2 bad usage, 130 interrupted, 143
+terminated. `propagate` and `track` lock `--out`, write into a staging folder beside it
+and move that into place at the end (`sfcprop.runs`), so a failed run leaves no output
+folder and a second run into the same `--out` fails at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from . import __version__, errors, runs
+
 EXAMPLES = """examples:
+  sfcprop --version
   sfcprop demo                                   # generated clip, shipped model, no network
   sfcprop propagate frames/ first.png --out out/ # your own video (folder of frames)
   sfcprop propagate clip.mp4 first.png --out out/ --short-side 480 --gif
   sfcprop track clip.mp4 points.json --out tracks/ --gif
   sfcprop backbones                              # the registry: names, sources, cached?
-  sfcprop eval davis --root DAVIS --backbone fc --out results/
+  sfcprop eval davis --root DAVIS --backbone fc --out results/ --device cuda
   sfcprop train-fc --image-root images/ --out-dir runs/fc
 """
 
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"sfcprop {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = sub.add_parser(
         "demo",
@@ -71,22 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `sfcprop`; returns the exit status (see `sfcprop.errors`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    return errors.run_command(lambda: _dispatch(argv))
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
         module, func, _ = DELEGATED[argv[0]]
-        import importlib
-
         return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
     args = _parser().parse_args(argv)
-    if args.command in ("propagate", "track"):
-        return _run_safely(_propagate if args.command == "propagate" else _track, args)
-    try:
-        if args.command == "demo":
-            return _demo(args)
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
-        print(f"sfcprop: error: {e}", file=sys.stderr)
-        return 1
-    return 2
+    commands = {"demo": _demo, "propagate": _propagate, "track": _track}
+    return commands[args.command](args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -137,6 +135,12 @@ def _add_common(p: argparse.ArgumentParser, preset_help: str, skip=()) -> None:
         default="fc",
         help="registry name (see `sfcprop backbones`), checkpoint file, or module:callable "
         "giving a Correspondence module (default: fc, the shipped model)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="a checkpoint file for --backbone (a registry name): its architecture with "
+        "these weights (e.g. --backbone mocov2 --weights moco_v2_800ep_pretrain.pth.tar)",
     )
     p.add_argument("--semantic", help="a second backbone to fuse with (SFC), as --backbone")
     p.add_argument("--preset", choices=sorted(PRESETS), help=preset_help)
@@ -214,35 +218,47 @@ def _positive(text: str) -> float:
     return value
 
 
-def _run_safely(command, args: argparse.Namespace) -> int:
-    """Run a command; any failure becomes one `sfcprop: error: ...` line and exit code 1."""
-    try:
-        return command(args)
-    except KeyboardInterrupt:
-        print("sfcprop: error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - a failed run is reported, not traced
-        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        message = " ".join(str(message).split()) or type(e).__name__
-        print(f"sfcprop: error: {message}", file=sys.stderr)
-        return 1
-
-
 def _propagate(args: argparse.Namespace) -> int:
     from . import io
+
+    errors.require_device(args.device)
+    with runs.locked(args.out) as out:
+        _check_out(args, out, [args.frames, args.first_mask])
+        frames = io.open_frames(args.frames)
+        keys, palette = _annotations(Path(args.first_mask), frames)
+        palette = palette or io.DAVIS_PALETTE
+        session = _session(args, frames, keys)
+        store = session.store
+        objects = [i for i in session.label_ids if i != 0]
+        rows, flags = [], []
+        with runs.staging(out) as tmp, _Pictures(tmp, args, frames) as pictures:
+            for r in _bar(session.run(), frames.count, args.quiet, "propagate"):
+                name = store.name(r.t)
+                io.write_mask(tmp / f"{name}.png", r.ids, palette)
+                pictures.add(name, lambda r=r: _overlay(store[r.t], r.ids, palette))
+                rows += [
+                    (r.t, name, obj, float(c)) for obj, c in zip(objects, r.confidence, strict=True)
+                ]
+                flags += [(name, f) for f in r.flags]
+            _write_confidence(tmp, rows, flags, sorted(keys))
+    if not args.quiet:
+        print(f"wrote {len(rows) // max(1, len(objects))} masks to {out}{pictures.summary()}")
+        _summary(objects, rows, flags)
+    _warn_truncated(frames)
+    return 0
+
+
+def _session(args: argparse.Namespace, frames, keys: dict[int, np.ndarray]):
+    """The keyframe `Session` of a `propagate` run, its backbones loaded and `keys`
+    annotated."""
     from .config import from_args
     from .framestore import FrameStore
     from .propagation import Session
 
-    frames = io.open_frames(args.frames)
-    out = _check_out(args, [args.frames, args.first_mask])
-    keys, palette = _annotations(Path(args.first_mask), frames)
-    palette = palette or io.DAVIS_PALETTE
     preset = args.preset or ("davis" if args.semantic is None else "davis-sfc")
-    store = FrameStore(frames, keep=list(keys) != [0])
     session = Session(
-        store,
-        _net(args.backbone),
+        FrameStore(frames, keep=list(keys) != [0]),
+        _net(args.backbone, args.weights),
         _net(args.semantic),
         preset=from_args(args, preset),
         rule=args.rule,
@@ -252,22 +268,7 @@ def _propagate(args: argparse.Namespace) -> int:
     for t, mask in sorted(keys.items()):
         session.annotate(t, mask)
     _say_weights(session.prop, args.quiet)
-    objects = [i for i in session.label_ids if i != 0]
-    rows, flags = [], []
-    with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
-        for r in _bar(session.run(), frames.count, args.quiet, "propagate"):
-            name = store.name(r.t)
-            io.write_mask(tmp / f"{name}.png", r.ids, palette)
-            pictures.add(name, lambda r=r: _overlay(store[r.t], r.ids, palette))
-            rows += [
-                (r.t, name, obj, float(c)) for obj, c in zip(objects, r.confidence, strict=True)
-            ]
-            flags += [(name, f) for f in r.flags]
-        _write_confidence(tmp, rows, flags, sorted(keys))
-    if not args.quiet:
-        print(f"wrote {len(rows) // max(1, len(objects))} masks to {out}{pictures.summary()}")
-        _summary(objects, rows, flags)
-    return 0
+    return session
 
 
 def _annotations(path: Path, frames) -> tuple[dict[int, np.ndarray], list[int] | None]:
@@ -278,8 +279,7 @@ def _annotations(path: Path, frames) -> tuple[dict[int, np.ndarray], list[int] |
     if not path.is_dir():
         mask, palette = io.read_mask(path)
         return {0: io.load_first_mask(mask)}, palette
-    files = [p for p in io.list_images(path) if p.suffix.lower() in (".png", ".npy")]
-    files += sorted(path.glob("*.npy"))
+    files = io.list_files(path, (".png", ".npy"))
     if not files:
         raise ValueError(f"{path} holds no masks (.png or .npy named like the frames)")
     index = _frame_index(frames)
@@ -366,32 +366,40 @@ def _track(args: argparse.Namespace) -> int:
     from .config import PRESETS, from_args
     from .tracking import JHMDB_JOINTS, track_keypoints_iter
 
-    frames = io.open_frames(args.frames)
-    out = _check_out(args, [args.frames, args.points, args.gt])
-    points, names = io.read_points(args.points)
-    if names is None:
-        names = list(JHMDB_JOINTS) if len(points) == len(JHMDB_JOINTS) else None
-    gt = io.read_joint_positions(args.gt) if args.gt else None
-    if gt is not None and gt.shape[1] != len(points):
-        raise ValueError(f"--gt has {gt.shape[1]} joints but {args.points} has {len(points)}")
+    errors.require_device(args.device)
     if args.size is not None and args.short_side is not None:
         raise ValueError("give --size or --short-side, not both")
-    base = args.preset or replace(
-        PRESETS["jhmdb" if args.semantic is None else "jhmdb-sfc"], size=None, resize="antialias"
-    )
-    tap = _Tap(frames)
-    stream = track_keypoints_iter(
-        tap, points, _net(args.backbone), _net(args.semantic), preset=from_args(args, base)
-    )
-    tracked, confidence, stems = [], [], []
-    with _staging(out, args.force) as tmp, _Pictures(tmp, args, frames) as pictures:
-        for t, p, c in _bar(stream, frames.count, args.quiet, "track"):
-            tracked.append(p)
-            confidence.append(c)
-            stems.append(frames.name(t))
-            pictures.add(stems[-1], lambda p=p: _draw(tap.last, p))
-        io.write_tracks(tmp, np.stack(tracked), np.stack(confidence), names, stems)
-        scores = _pck(np.stack(tracked), gt, tmp) if gt is not None else None
+    with runs.locked(args.out) as out:
+        _check_out(args, out, [args.frames, args.points, args.gt])
+        frames = io.open_frames(args.frames)
+        points, names = io.read_points(args.points)
+        if names is None:
+            names = list(JHMDB_JOINTS) if len(points) == len(JHMDB_JOINTS) else None
+        gt = io.read_joint_positions(args.gt) if args.gt else None
+        if gt is not None and gt.shape[1] != len(points):
+            raise ValueError(f"--gt has {gt.shape[1]} joints but {args.points} has {len(points)}")
+        base = args.preset or replace(
+            PRESETS["jhmdb" if args.semantic is None else "jhmdb-sfc"],
+            size=None,
+            resize="antialias",
+        )
+        tap = _Tap(frames)
+        stream = track_keypoints_iter(
+            tap,
+            points,
+            _net(args.backbone, args.weights),
+            _net(args.semantic),
+            preset=from_args(args, base),
+        )
+        tracked, confidence, stems = [], [], []
+        with runs.staging(out) as tmp, _Pictures(tmp, args, frames) as pictures:
+            for t, p, c in _bar(stream, frames.count, args.quiet, "track"):
+                tracked.append(p)
+                confidence.append(c)
+                stems.append(frames.name(t))
+                pictures.add(stems[-1], lambda p=p: _draw(tap.last, p))
+            io.write_tracks(tmp, np.stack(tracked), np.stack(confidence), names, stems)
+            scores = _pck(np.stack(tracked), gt, tmp) if gt is not None else None
     if not args.quiet:
         print(f"wrote {len(stems)} frames of {len(points)} tracks to {out}{pictures.summary()}")
     if scores is not None:
@@ -399,6 +407,7 @@ def _track(args: argparse.Namespace) -> int:
             f"PCK@0.1 {scores['PCK@0.1']:.1f} PCK@0.2 {scores['PCK@0.2']:.1f} (percent; "
             f"{scores['frames']} frames scored, frame 0 skipped)"
         )
+    _warn_truncated(frames)
     return 0
 
 
@@ -415,9 +424,12 @@ def _pck(pred: np.ndarray, gt: np.ndarray, folder: Path) -> dict:
     return scores
 
 
-def _net(spec: str | None):
-    """A backbone argument: registry names and files pass through to the library;
+def _net(spec: str | None, weights: str | None = None):
+    """A backbone argument: registry names and files pass through to the library (a
+    registry name with `weights`, a checkpoint file, is loaded with them);
     `module:callable` is imported and called (a module given as an instance is used)."""
+    if weights is not None:
+        return _with_weights(spec, weights)
     if spec is None or ":" not in spec or Path(spec).exists():
         return spec
     module, _, attr = spec.partition(":")
@@ -428,10 +440,25 @@ def _net(spec: str | None):
     return obj() if isinstance(obj, type) or not hasattr(obj, "forward") else obj
 
 
-def _check_out(args: argparse.Namespace, inputs: Sequence[str | None]) -> Path:
-    """`--out` as a Path, refused when it is an input folder, a file, a non-empty folder
-    without --force, or (with --force) a folder holding an input."""
-    out = Path(args.out).resolve()
+def _with_weights(spec: str, weights: str):
+    """`--backbone NAME --weights FILE`: the registry architecture NAME with FILE's weights."""
+    from .backbones import backbone
+    from .backbones.registry import REGISTRY
+
+    if spec not in REGISTRY:
+        raise ValueError(
+            f"--weights goes with a registry name as --backbone (see `sfcprop backbones`), "
+            f"not {spec!r}"
+        )
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weights file: {weights}")
+    return backbone(spec, weights=path)
+
+
+def _check_out(args: argparse.Namespace, out: Path, inputs: Sequence[str | None]) -> None:
+    """Refuse `out` (`--out`, resolved) when it is an input folder, a file, a non-empty
+    folder without --force, or (with --force) a folder holding an input."""
     given = [Path(p).resolve() for p in inputs if p is not None]
     for p in given:
         if p == out:
@@ -447,30 +474,6 @@ def _check_out(args: argparse.Namespace, inputs: Sequence[str | None]) -> Path:
             inside = [p for p in given if out in p.parents]
             if inside:
                 raise ValueError(f"--out {args.out} holds the input {inside[0]}; not replacing it")
-    return out
-
-
-@contextlib.contextmanager
-def _staging(out: Path, force: bool) -> Iterator[Path]:
-    """A temporary folder beside `out`, moved to `out` when the block succeeds and
-    removed (with any parent folders made for it) when it fails."""
-    made = next((p for p in reversed(out.parents) if not p.exists()), None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():  # empty, or --force: checked before the run
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
-        raise
 
 
 class _Tap:
@@ -562,15 +565,31 @@ def _draw(frame, points):
 
 
 def _bar(it, total: int | None, quiet: bool, what: str):
+    """`it` with a progress bar, started once its first item is there (the backbone
+    loaded, the first frame read), so that a failure before shows no bar."""
     from tqdm.auto import tqdm
 
+    it = iter(it)
+    try:
+        first = next(it)
+    except StopIteration:
+        return
     with tqdm(total=total, unit="frame", desc=what, disable=quiet, file=sys.stderr) as bar:
+        yield first
+        bar.update()  # the frame is written
         for item in it:
             yield item
-            bar.update()  # the frame is written
+            bar.update()
         if bar.total != bar.n:  # a video header's frame count can be off
             bar.total = bar.n
             bar.refresh()
+
+
+def _warn_truncated(frames) -> None:
+    """One warning line when a video decoded to fewer frames than its header says."""
+    note = frames.shortfall()
+    if note:
+        print(f"warning: {note} (a truncated file?)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,12 +39,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import datasets, keypoints, metrics
+from . import datasets, errors, keypoints, metrics, runs
 from .config import Config, add_arguments
 
 TASKS = ("davis", "jhmdb", "vip")
 CONFIG_FILE = "sfcprop-eval.json"
 JHMDB_SIZE, VIP_SIZE = 320, 560  # CRW's square frames (spec section 5)
+
+EPILOG = """examples:
+  sfcprop eval davis --root DAVIS --backbone fc --out runs/davis-fc
+  sfcprop eval davis --root DAVIS --backbone fc --out runs/davis-fc --device cuda
+  sfcprop eval davis --root DAVIS --results runs/davis-fc     # score existing results
+  sfcprop eval davis --root DAVIS --backbone fc --out smoke --sequences dog --max-frames 5
+  sfcprop eval jhmdb --root JHMDB --split test.txt --backbone crw --out runs/jhmdb
+  sfcprop eval vip --root VIP --backbone fc --semantic imagenet-r50 --out runs/vip
+  torchrun --nproc_per_node 4 -m sfcprop.evaluate davis --root DAVIS --backbone fc \\
+      --out runs/davis-fc --device cuda
+
+Runs on the CPU unless --device says otherwise. A rerun into the same --out skips the
+finished sequences (its settings must match those of sfcprop-eval.json there, written
+once the backbone, the root and the sequences were found). Exit codes: 0 ok, 1 bad input
+or failed run, 2 usage."""
 
 
 # --------------------------------------------------------------------------- arguments
@@ -55,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sfcprop eval",
         description="Propagate a benchmark's first-frame labels, write results, score them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--root", required=True, help="the dataset folder")
@@ -63,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="parameter preset (default: <task>, or <task>-sfc fused)")
     p.add_argument("--out", help="output folder (results, tables)")
     p.add_argument("--results", help="score this results folder instead of propagating")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--sequences", help="comma-separated subset of the split")
     p.add_argument("--split", help="davis/vip: split name (val); jhmdb: a split list file")
@@ -88,18 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `sfcprop eval`; returns the exit status."""
+    """Entry point of `sfcprop eval`; returns the exit status (see `sfcprop.errors`)."""
+    return errors.run_command(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.results is None and (args.backbone is None or args.out is None):
-        print(
-            "sfcprop eval: error: --backbone and --out are needed (or --results)", file=sys.stderr
-        )
-        return 2
-    try:
-        return _run(args)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"sfcprop eval: error: {e}", file=sys.stderr)
-        return 1
+        raise errors.UsageError("eval needs --backbone and --out (or --results to score results)")
+    errors.require_device(args.device)
+    return _run(args)
 
 
 # --------------------------------------------------------------------------- distribution
@@ -138,10 +152,11 @@ class Dist:
 
 
 def _setup(device: str | None) -> tuple[Dist, torch.device]:
+    """This process's rank and device (the CPU unless `device` names another)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    cuda = device is not None and device.startswith("cuda")
     if world == 1:
-        return Dist(), torch.device(device or ("cuda" if cuda else "cpu"))
+        return Dist(), torch.device(device or "cpu")
     import torch.distributed as dist
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -166,20 +181,10 @@ def _bar(iterable: Iterable, quiet: bool, **kw) -> Iterable:
 
 
 def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    """Run `write(tmp_dir)`, then move the folder to `final` (replacing a leftover)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    """Run `write(tmp_dir)`, then move the folder to `final` (replacing a leftover); the
+    staging folders of killed runs are removed (see `sfcprop.runs`)."""
+    with runs.staging(final) as tmp:
         write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
 
 
 def _frames(seq, max_frames: int | None) -> int:
@@ -191,7 +196,7 @@ def _complete(folder: Path, files: Iterable[str]) -> bool:
     return folder.is_dir() and all((folder / f).is_file() for f in files)
 
 
-def _check_config(out: Path, config: dict, dist: Dist) -> None:
+def _check_config(out: Path, config: dict) -> None:
     """Refuse to resume into a folder written with other settings."""
     path = out / CONFIG_FILE
     if path.is_file():
@@ -201,9 +206,13 @@ def _check_config(out: Path, config: dict, dist: Dist) -> None:
             raise ValueError(
                 f"{out} holds results of other settings {diff} (was, now); use another --out"
             )
-    elif dist.rank == 0:
+
+
+def _record_config(out: Path, config: dict, dist: Dist) -> None:
+    """Write the settings of a run that is about to start work (rank 0)."""
+    if dist.rank == 0 and not (out / CONFIG_FILE).is_file():
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(config, indent=1) + "\n")
+        (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
     dist.barrier()
 
 
@@ -360,11 +369,7 @@ def _report_davis(per_object: dict, split: str, out: Path) -> dict[str, float]:
     return table
 
 
-def _run_davis(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
-    subset = args.sequences.split(",") if args.sequences else None
-    reader = datasets.davis(
-        args.root, args.split or "val", args.year, args.first_mask, sequences=subset
-    )
+def _run_davis(args, reader, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
     mine = dist.share(reader.names)
     if model is not None:
         for name in _bar(mine, args.quiet or dist.rank != 0, desc="sequences", unit="seq"):
@@ -440,9 +445,7 @@ def read_keypoint_results(results: Path, seq: datasets.KeypointSequence, n: int)
     return points[:n]
 
 
-def _run_jhmdb(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
-    subset = args.sequences.split(",") if args.sequences else None
-    reader = datasets.JHMDB(args.root, args.split, sequences=subset)
+def _run_jhmdb(args, reader, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
     mine = dist.share(reader.names)
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in _bar(mine, args.quiet or dist.rank != 0, desc="clips", unit="clip"):
@@ -529,9 +532,7 @@ def score_vip_sequence(
     return conf
 
 
-def _run_vip(args, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
-    subset = args.sequences.split(",") if args.sequences else None
-    reader = datasets.VIP(args.root, args.split or "val", sequences=subset)
+def _run_vip(args, reader, dist: Dist, results: Path, model: _Model | None, report: Path) -> int:
     mine = dist.share(reader.names)
     confs: dict[str, np.ndarray] = {}
     for name in _bar(mine, args.quiet or dist.rank != 0, desc="videos", unit="video"):
@@ -566,21 +567,36 @@ def _run_vip(args, dist: Dist, results: Path, model: _Model | None, report: Path
 # --------------------------------------------------------------------------- driver
 
 
+def _reader(args: argparse.Namespace) -> datasets.Reader:
+    """The task's dataset, its split and `--sequences` checked."""
+    subset = args.sequences.split(",") if args.sequences else None
+    if args.task == "davis":
+        split = args.split or "val"
+        return datasets.davis(args.root, split, args.year, args.first_mask, sequences=subset)
+    if args.task == "jhmdb":
+        return datasets.JHMDB(args.root, args.split, sequences=subset)
+    return datasets.VIP(args.root, args.split or "val", sequences=subset)
+
+
 def _run(args: argparse.Namespace) -> int:
+    """Check everything a run needs (settings, dataset, backbones), record the settings,
+    then propagate what is missing and score."""
     dist, device = _setup(args.device)
-    if args.results is not None:
-        results = Path(args.results)
-        if not results.is_dir():
-            raise FileNotFoundError(f"missing results folder: {results}")
-        model = None
-    else:
-        results = Path(args.out)
-        _check_config(results, _config(args), dist)
-        model = _model(args, device)
-    report = Path(args.out) if args.out else results
-    run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
     try:
-        return run(args, dist, results, model, report)
+        if args.results is not None:
+            results = Path(args.results)
+            if not results.is_dir():
+                raise FileNotFoundError(f"missing results folder: {results}")
+            reader, model = _reader(args), None
+        else:
+            results, config = Path(args.out), _config(args)
+            _check_config(results, config)
+            reader = _reader(args)
+            model = _model(args, device)
+            _record_config(results, config, dist)
+        report = Path(args.out) if args.out else results
+        run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
+        return run(args, reader, dist, results, model, report)
     finally:
         dist.close()
 

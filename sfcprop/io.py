@@ -13,8 +13,10 @@ import json
 import math
 import os
 import re
+import struct
 import tempfile
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -81,13 +83,26 @@ def natural_key(name: str) -> list:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files of a folder in natural order; ValueError when there are none."""
+    """Image files of a folder in natural order; ValueError when there are none. What is
+    not a regular image file is skipped: folders (even one named `x.jpg`), dotfiles and
+    macOS's `._*` AppleDouble files."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder of frames: {folder}")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    files = list_files(folder, IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def list_files(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
+    """The regular, not hidden files of `folder` whose suffix (any case) is one of
+    `suffixes`, in natural order."""
+    files = [
+        p
+        for p in Path(folder).iterdir()
+        if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file()
+    ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
@@ -111,8 +126,9 @@ def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
     """Frames one at a time as uint8 `[3, H, W]` tensors.
 
     source: uint8 `[T, 3, H, W]` tensor, uint8 `[T, H, W, 3]` array, a folder of image
-    files (natural order), a video file (PyAV), or any iterable of PIL images, uint8
-    `[3, H, W]` tensors or image paths (a list, a generator, a `VideoReader`, `Frames`).
+    files (natural order), a video file (PyAV), or any iterable of frames (a list, a
+    generator, a `VideoReader`, `Frames`), each a PIL image, an image path, a uint8
+    `[3, H, W]` tensor or a uint8 `[H, W, 3]` array.
     """
     if isinstance(source, (str, os.PathLike)):
         source = open_frames(source).source
@@ -135,14 +151,34 @@ def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
     if isinstance(source, Frames):
         source = source.source
     for item in source:
-        if isinstance(item, Image.Image):
-            yield _from_pil(item)
-        elif isinstance(item, (str, os.PathLike)):
-            yield read_image(item)
-        elif isinstance(item, torch.Tensor) and item.ndim == 3 and item.dtype == torch.uint8:
-            yield item
-        else:
-            raise TypeError(f"cannot read a frame from {type(item).__name__}")
+        yield _frame(item)
+
+
+FRAME_KINDS = (
+    "a PIL image, an image path, a uint8 [3, H, W] tensor or a uint8 [H, W, 3] array "
+    "(or give all frames as one uint8 [T, 3, H, W] tensor or [T, H, W, 3] array)"
+)
+
+
+def _shaped(frame, dtype, channels: int) -> bool:
+    """A 3-dimensional `frame` of `dtype` with 3 colours along axis `channels`."""
+    return frame.ndim == 3 and frame.dtype == dtype and frame.shape[channels] == 3
+
+
+def _frame(item) -> torch.Tensor:
+    """One item of an iterable of frames as uint8 `[3, H, W]`."""
+    if isinstance(item, Image.Image):
+        return _from_pil(item)
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item)
+    if isinstance(item, torch.Tensor) and _shaped(item, torch.uint8, 0):
+        return item
+    if isinstance(item, np.ndarray) and _shaped(item, np.uint8, 2):
+        return torch.from_numpy(item.copy()).permute(2, 0, 1)
+    what = type(item).__name__
+    if isinstance(item, (torch.Tensor, np.ndarray)):
+        what += f" {str(item.dtype).removeprefix('torch.')} {tuple(item.shape)}"
+    raise TypeError(f"cannot read a frame from {what}: a frame is {FRAME_KINDS}")
 
 
 # --------------------------------------------------------------------------- video files
@@ -163,6 +199,7 @@ class VideoReader:
     Opening it decodes the first frame, so a file that the decoder rejects fails here with
     a ValueError. `num_frames`: the frame count in the container's header (None when it
     does not say; some files are off: the JHMDB sample's .avi says 48 and holds 40);
+    `decoded`: the frames the last complete iteration decoded (None before one);
     `fps`: the average frame rate (None when unknown); `size`: `(H, W)`. Each iteration
     decodes the file again from the start.
     """
@@ -186,6 +223,7 @@ class VideoReader:
         if first is None:
             raise ValueError(f"the video {path} holds no frames")
         self.size = (first.height, first.width)
+        self.decoded: int | None = None
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         av = require_av()
@@ -193,10 +231,21 @@ class VideoReader:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
+                n = 0
                 for frame in container.decode(stream):
                     yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    n += 1
         except (av.error.FFmpegError, OSError) as e:
             raise ValueError(f"cannot decode video {self.path}: {_one_line(e)}") from None
+        self.decoded = n
+
+    def shortfall(self) -> str | None:
+        """`"the header of <file> says N frames, M were decoded"` when the last complete
+        iteration gave fewer frames than the header promised, else None."""
+        if self.decoded is None or self.num_frames is None or self.decoded >= self.num_frames:
+            return None
+        name, promised = self.path.name, self.num_frames
+        return f"the header of {name} says {promised} frames, {self.decoded} were decoded"
 
 
 class Frames:
@@ -243,6 +292,11 @@ class Frames:
             if isinstance(source, VideoReader)
             else (len(source) if hasattr(source, "__len__") else None)
         )
+
+    def shortfall(self) -> str | None:
+        """For a video file that decoded to fewer frames than its header says, a note
+        saying both counts (see `VideoReader.shortfall`); else None."""
+        return self.source.shortfall() if isinstance(self.source, VideoReader) else None
 
     def name(self, t: int) -> str:
         """The output stem of frame `t`."""
@@ -593,32 +647,78 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
     if not path.is_file():
         raise FileNotFoundError(f"no such points file: {path}")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            points, names = _points_json(json.loads(path.read_text()))
-        elif suffix == ".csv":
-            points, names = _points_csv(path.read_text().splitlines())
-        elif suffix == ".mat":
-            points, names = read_joint_positions(path)[0], None
-        else:
-            raise ValueError("expected a .json, .csv or .mat file")
-        points = np.asarray(points, dtype=np.float64)
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read points from {path}: {_one_line(e)}") from None
+    if suffix == ".mat":  # its errors name the file
+        points, names = read_joint_positions(path)[0], None
+    else:
+        try:
+            if suffix == ".json":
+                points, names = _points_json(json.loads(path.read_text()))
+            elif suffix == ".csv":
+                points, names = _points_csv(path.read_text().splitlines())
+            else:
+                raise ValueError("expected a .json, .csv or .mat file")
+            points = np.asarray(points, dtype=np.float64)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read points from {path}: {_one_line(e)}") from None
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
         raise ValueError(f"{path}: expected K >= 1 points (x, y), got shape {points.shape}")
     return points, names
 
 
+MAT_MAX_BYTES = 16 << 20
+"""The most a `.mat` of points may hold, on disk and each compressed variable once
+inflated. A JHMDB `joint_positions.mat` is about 10 kB (2 x 15 x T doubles, twice), so
+16 MiB is room for clips of over 10,000 frames, while a few kB of crafted zlib data,
+which could inflate to gigabytes, is refused after inflating 16 MiB at most."""
+
+
 def read_joint_positions(path: str | os.PathLike) -> np.ndarray:
     """JHMDB's `joint_positions.mat`: float64 `[T, K, 2]` (x, y) 0-based pixels (`pos_img`
-    is 2 x K x T, 1-based)."""
+    is 2 x K x T, 1-based). Files over `MAT_MAX_BYTES` (inflated) are refused; every error
+    names the file."""
     from .datasets import read_mat
 
-    pos = read_mat(path).get("pos_img")
+    path = Path(path)
+    try:
+        _check_mat_size(path)
+        pos = read_mat(path).get("pos_img")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such .mat file: {path}") from None
+    except (ValueError, TypeError, LookupError, struct.error, zlib.error) as e:
+        text = _one_line(e)
+        raise ValueError(text if str(path) in text else f"cannot read {path}: {text}") from None
     if pos is None or pos.ndim != 3 or pos.shape[0] != 2:
         raise ValueError(f"{path} holds no 'pos_img' of shape 2 x K x T (JHMDB joint positions)")
     return np.asarray(pos, dtype=np.float64).transpose(2, 1, 0) - 1.0
+
+
+def _check_mat_size(path: Path) -> None:
+    """Refuse a .mat file, or a compressed variable of it, larger than `MAT_MAX_BYTES`
+    (inflating at most that much to tell)."""
+    size = path.stat().st_size
+    limit = f"{MAT_MAX_BYTES >> 20} MiB"
+    if size > MAT_MAX_BYTES:
+        raise ValueError(f"{path} is {size / 2**20:.0f} MiB; a .mat of points is at most {limit}")
+    data = path.read_bytes()
+    if len(data) < 128 or data[:10] == b"MATLAB 7.3" or data[126:128] not in (b"IM", b"MI"):
+        return  # not a v5/v7 file: `read_mat` says so
+    order = "<" if data[126:128] == b"IM" else ">"
+    pos = 128
+    while pos + 8 <= len(data):
+        mtype, nbytes = struct.unpack_from(order + "II", data, pos)
+        if mtype >> 16:  # a small element: 8 bytes in all
+            pos += 8
+            continue
+        if mtype == 15:  # miCOMPRESSED
+            inflated = zlib.decompressobj().decompress(
+                data[pos + 8 : pos + 8 + nbytes], MAT_MAX_BYTES + 1
+            )
+            if len(inflated) > MAT_MAX_BYTES:
+                raise ValueError(
+                    f"{path}: a compressed variable inflates to more than {limit}, more than a "
+                    "file of points holds; refused"
+                )
+        pos += 8 + nbytes
 
 
 def _coord(v) -> float:

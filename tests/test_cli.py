@@ -5,8 +5,11 @@ line, exit code 1, no output folder)."""
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -302,6 +305,249 @@ def test_exit_code_and_stderr_of_a_real_process(tmp_path):
         f"{tmp_path / 'empty'}"
     ]
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_version(capsys):
+    import sfcprop
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sfcprop {sfcprop.__version__}"
+
+
+COMMANDS = {  # command -> (module, function) the failure is planted in
+    "propagate": ("sfcprop.cli", "_propagate"),
+    "track": ("sfcprop.cli", "_track"),
+    "demo": ("sfcprop.cli", "_demo"),
+    "eval": ("sfcprop.evaluate", "_run"),
+    "backbones": ("sfcprop.backbones.registry", "_table"),
+    "train-fc": ("sfcprop.train.cli", "export_trunk"),
+}
+ARGV = {
+    "propagate": ["propagate", "f/", "m.png", "--out", "o"],
+    "track": ["track", "f/", "p.json", "--out", "o"],
+    "demo": ["demo", "--out", "o"],
+    "eval": ["eval", "davis", "--root", "r", "--backbone", "fc", "--out", "o"],
+    "backbones": ["backbones"],
+    "train-fc": ["train-fc", "--export", "a.pt", "b.safetensors"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_reports_failures_in_one_line(command, monkeypatch, capsys):
+    """Weights unavailable, no CUDA (torch's assertion), any other failure: one line and
+    exit code 1; Ctrl-C: 130, also while the command line is parsed (start-up)."""
+    import importlib
+
+    from sfcprop.hub import WeightsUnavailableError
+
+    module, name = COMMANDS[command]
+    failures = [
+        (WeightsUnavailableError("weights of 'crw' are not cached; no network"), 1, "not cached"),
+        (AssertionError("Torch not compiled with CUDA enabled"), 1, "AssertionError: Torch not"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ]
+    for error, code, message in failures:
+
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(importlib.import_module(module), name, fail)
+        rc, _, err = run(capsys, *ARGV[command])
+        lines = err.splitlines()
+        assert rc == code and len(lines) == 1 and lines[0].startswith("sfcprop: error: "), err
+        assert message in err
+    monkeypatch.setattr(cli, "_parser", lambda: fail(error=KeyboardInterrupt()))
+    if command not in cli.DELEGATED:
+        rc, _, err = run(capsys, *ARGV[command])
+        assert rc == 130 and err == "sfcprop: error: interrupted\n"
+
+
+def test_no_cuda_is_a_one_line_error(inputs, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA device here")
+    folder, first, _ = inputs
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, "propagate", folder, first, "--out", out, "--device", "cuda")
+    assert_failed(rc, err, out, "--device cuda: torch sees no CUDA device")
+
+
+def test_the_progress_bar_starts_once_the_backbone_is_loaded(inputs, tmp_path, capsys):
+    folder, first, _ = inputs
+    (tmp_path / "p.json").write_text("[[10, 10]]")
+    for argv in (["track", folder, tmp_path / "p.json"], ["propagate", folder, first]):
+        out = tmp_path / "out"
+        rc, _, err = run(capsys, *argv, "--out", out, "--backbone", "fcc")
+        assert_failed(rc, err, out, "'fcc' is neither a registered backbone")
+        assert err.count("\n") == 1 and "%" not in err  # no 0% bar before it
+
+
+def test_weights_option_loads_the_architecture_with_a_file(inputs, clip, tmp_path, capsys):
+    import torchvision
+
+    from sfcprop import backbone
+
+    folder, first, _ = inputs
+    torch.manual_seed(1)
+    ckpt = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), ckpt)
+    out = tmp_path / "out"
+    argv = ["propagate", folder, first, "--out", out, "--backbone", "imagenet-r18"]
+    rc, _, err = run(capsys, *argv, "--weights", ckpt, "--context", 2)
+    assert rc == 0, err
+    assert f"weights: imagenet-r18: file {ckpt}" in err
+    net = backbone("imagenet-r18", weights=ckpt)
+    want = propagate(clip.frames, clip.masks[0].long(), net, context=2).ids
+    for t in range(5):
+        assert np.array_equal(io.read_mask(out / f"f{t * 3}.png")[0], want[t].numpy())
+    rc, _, err = run(
+        capsys,
+        "track",
+        folder,
+        tmp_path / "none.json",
+        "--out",
+        tmp_path / "t",
+        "--backbone",
+        "imagenet-r18",
+        "--weights",
+        ckpt,
+    )
+    assert_failed(rc, err, tmp_path / "t", "no such points file")  # track takes it too
+
+
+def test_output_folder_gets_the_usual_permissions(inputs, tmp_path, capsys):
+    folder, first, _ = inputs
+    for umask, mode in ((0o022, 0o755), (0o027, 0o750)):
+        out = tmp_path / f"out-{mode:o}"
+        before = os.umask(umask)
+        try:
+            rc, _, err = run(
+                capsys,
+                "propagate",
+                folder,
+                first,
+                "--out",
+                out,
+                "--backbone",
+                TOY,
+                "--overlays",
+                "--quiet",
+            )
+        finally:
+            os.umask(before)
+        assert rc == 0, err
+        assert out.stat().st_mode & 0o777 == mode
+        assert (out / "overlays").stat().st_mode & 0o777 == mode
+        assert (out / "f0.png").stat().st_mode & 0o777 == mode & 0o666
+
+
+def test_a_second_run_into_the_same_out_fails_at_once(inputs, tmp_path, capsys):
+    from sfcprop import runs
+
+    folder, first, _ = inputs
+    out = tmp_path / "out"
+    argv = ["propagate", folder, first, "--out", out, "--backbone", TOY, "--quiet"]
+    with runs.locked(out):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 1 and err.splitlines() == [
+            f"sfcprop: error: {out} is being written by another sfcprop run (process "
+            f"{os.getpid()}@{socket.gethostname()}); wait for it to finish or write elsewhere"
+        ]
+        assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["first.png", "frames"]  # nothing left of it
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["first.png", "frames", "out"]  # no lock file left
+
+
+SLOW_TOY = """
+import time
+from toys import PooledColour
+
+class Slow(PooledColour):
+    def forward(self, x):
+        time.sleep(0.25)
+        return super().forward(x)
+"""
+
+
+def _start_slow_run(clip, tmp_path):
+    """`sfcprop propagate` of 40 frames at 0.25 s each in a process; returns it once it
+    wrote its first mask into its staging folder, with that folder."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for t in range(40):
+        Image.fromarray(clip.frames[t % 5].permute(1, 2, 0).numpy()).save(folder / f"{t}.png")
+    io.write_mask(tmp_path / "m.png", clip.masks[0])
+    (tmp_path / "slowtoy.py").write_text(SLOW_TOY)
+    path = os.pathsep.join([str(REPO), str(REPO / "tests"), str(tmp_path)])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "sfcprop.cli", "propagate", folder, tmp_path / "m.png"]
+    cmd += ["--out", tmp_path / "res" / "out", "--backbone", "slowtoy:Slow", "--quiet"]
+    proc = subprocess.Popen(list(map(str, cmd)), env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        staging = list((tmp_path / "res").glob(".out.tmp-*/*.png"))
+        if staging:
+            return proc, staging[0].parent
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"the run wrote no mask: {proc.communicate()[1]}")
+
+
+def test_sigterm_cleans_up_like_ctrl_c(clip, tmp_path):
+    proc, staging = _start_slow_run(clip, tmp_path)
+    assert staging.name.startswith(f".out.tmp-{proc.pid}@")  # the owner, in the name
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "sfcprop: error: terminated\n"
+    assert not (tmp_path / "res").exists()  # made for --out: removed with all it held
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next(clip, tmp_path, capsys):
+    proc, staging = _start_slow_run(clip, tmp_path)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert staging.is_dir() and (tmp_path / "res" / ".out.lock").exists()  # SIGKILL: a mess
+    foreign = tmp_path / "res" / ".out.tmp-1@elsewhere.abcdefgh"  # another machine's
+    foreign.mkdir()
+    out = tmp_path / "res" / "out"
+    argv = ["propagate", tmp_path / "long", tmp_path / "m.png", "--out", out]
+    rc, _, err = run(capsys, *argv, "--backbone", TOY, "--quiet")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [foreign.name, "out"]
+    assert len(list(out.glob("*.png"))) == 40
+
+
+def test_truncated_video_warns_with_both_counts(clip, tmp_path, capsys):
+    from test_io import truncated_video
+
+    video, n = truncated_video(tmp_path / "cut.mp4", clip.frames[:5])
+    io.write_mask(tmp_path / "m.png", clip.masks[0])
+    out = tmp_path / "out"
+    argv = ["propagate", video, tmp_path / "m.png", "--out", out, "--backbone", TOY, "--quiet"]
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    assert (
+        err
+        == f"warning: the header of cut.mp4 says 5 frames, {n} were decoded (a truncated file?)\n"
+    )
+    assert len(list(out.glob("*.png"))) == n
+
+
+def test_frames_folder_with_junk_entries(inputs, tmp_path, capsys):
+    folder, first, _ = inputs
+    (folder / "x.jpg").mkdir()
+    (folder / "._f0.png").write_bytes(b"\x00\x05\x16\x07")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, "propagate", folder, first, "--out", out, "--backbone", TOY, "--quiet")
+    assert rc == 0, err
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"f{t * 3}.png" for t in range(5))
 
 
 def _has_av() -> bool:

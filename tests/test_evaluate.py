@@ -210,8 +210,7 @@ def test_resume_skips_complete_sequences_and_never_keeps_half_written_ones(
         real_write(path, ids, palette)
 
     monkeypatch.setattr(sfcprop.io, "write_mask", interrupted_write)
-    with pytest.raises(KeyboardInterrupt):
-        evaluate.main(argv)
+    assert evaluate.main(argv) == 130  # one error line, the half-written b cleaned up
     assert calls.names == ["a", "b"]
     assert sorted(p.name for p in out.iterdir()) == ["a", "sfcprop-eval.json"]  # no b, no temp
     assert len(list((out / "a").glob("*.png"))) == 4
@@ -247,6 +246,88 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, stub_model, capsys
     assert evaluate.main([*argv, "--backbone", "one", "--precision", "bfloat16"]) == 1
     assert "'precision': (None, 'bfloat16')" in capsys.readouterr().err
     assert evaluate.main([*argv, "--backbone", "one", "--max-frames", "3"]) == 0  # same setup
+
+
+def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
+    """A typo in --backbone, a bad --root or an unknown sequence fails before anything is
+    written, so that the corrected rerun into the same --out is not refused."""
+    import sfcprop.propagation
+
+    root = tiny_davis(tmp_path / "D", seqs=("a",))
+    out = tmp_path / "res" / "o"
+    argv = ["davis", "--root", str(root), "--out", str(out), "--quiet", "--backbone"]
+    bad = [
+        ([*argv, "fcc"], "'fcc' is neither a registered backbone"),
+        ([*argv[:2], str(tmp_path / "none"), *argv[3:], "net"], "missing DAVIS root folder"),
+        ([*argv, "net", "--sequences", "a,zz"], "unknown sequence(s) zz"),
+    ]
+    for args, message in bad:
+        assert evaluate.main(args) == 1
+        err = capsys.readouterr().err
+        assert err.splitlines() == [err.strip()] and err.startswith("sfcprop: error: ")
+        assert message in err and not (tmp_path / "res").exists()
+    calls = Calls()
+    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    monkeypatch.setattr(
+        evaluate,
+        "_model",
+        lambda args, device: evaluate._Model(args.backbone, None, "davis", {}, device, True),
+    )
+    assert evaluate.main([*argv, "fc"]) == 0  # the corrected run
+    assert calls.names == ["a"] and (out / evaluate.CONFIG_FILE).is_file()
+
+
+def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    from sfcprop.hub import WeightsUnavailableError
+
+    root = tiny_davis(tmp_path / "D", seqs=("a",))
+    argv = ["davis", "--root", str(root), "--out", str(tmp_path / "o"), "--backbone", "crw"]
+
+    def unavailable(*args, **kwargs):
+        raise WeightsUnavailableError("crw: not cached and HF_HUB_OFFLINE=1")
+
+    monkeypatch.setattr(evaluate, "_model", unavailable)
+    assert evaluate.main(argv) == 1
+    assert capsys.readouterr().err == "sfcprop: error: crw: not cached and HF_HUB_OFFLINE=1\n"
+    assert not (tmp_path / "o").exists()
+    assert evaluate.main(["davis", "--root", str(root)]) == 2  # neither --out nor --results
+    assert capsys.readouterr().err.startswith("sfcprop: error: eval needs --backbone and --out")
+    if not torch.cuda.is_available():
+        assert evaluate.main([*argv, "--device", "cuda"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("sfcprop: error: --device cuda: torch sees no CUDA device")
+        assert err.count("\n") == 1
+
+
+def test_the_cpu_is_the_default_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert evaluate._setup(None)[1] == torch.device("cpu")
+    assert evaluate._setup("cuda:1")[1] == torch.device("cuda:1")
+    text = evaluate.build_parser().format_help()
+    assert "(default: cpu)" in text and "examples:\n  sfcprop eval davis --root DAVIS" in text
+    assert "--device cuda" in text.split("examples:")[1]
+
+
+def test_staging_folders_of_live_processes_are_kept(tmp_path):
+    """A rerun removes what killed runs left, not the staging folder of a run at work
+    (another torchrun job, say): the pid is in the name."""
+    import socket
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = socket.gethostname()
+        kept = tmp_path / f".seq.tmp-{live.pid}@{host}.abcdefgh"
+        dead = [tmp_path / ".seq.tmp-99999999", tmp_path / f".seq.old-99999999@{host}.abcd_fgh"]
+        other = tmp_path / ".seq2.tmp-99999999"  # another folder's
+        for p in (kept, *dead, other):
+            p.mkdir()
+        evaluate.write_atomically(tmp_path / "seq", lambda d: (d / "x").write_text("1"))
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names == sorted([kept.name, other.name, "seq"])
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_precision_reaches_propagation(monkeypatch):

@@ -289,3 +289,120 @@ def test_written_files_get_the_usual_permissions(tmp_path):
         assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temporary left behind
     finally:
         os.umask(umask)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def test_folders_of_frames_skip_what_is_not_an_image_file(clip, tmp_path):
+    """A subfolder named like an image, macOS's `._*` AppleDouble files and dotfiles are
+    not frames (they used to fail the run after every frame was done)."""
+    folder = _save_frames(tmp_path / "frames", clip.frames, [f"{i}.jpg" for i in range(6)])
+    (folder / "x.jpg").mkdir()
+    (folder / "._0.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / ".hidden.png").write_bytes(b"not an image")
+    assert [p.name for p in io.list_images(folder)] == [f"{i}.jpg" for i in range(6)]
+    assert io.open_frames(folder).count == 6 and len(list(io.open_frames(folder))) == 6
+    for p in folder.iterdir():
+        if p.name.endswith(".jpg") and p.name[0].isdigit():
+            p.unlink()
+    with pytest.raises(ValueError, match="no image files"):
+        io.list_images(folder)
+
+
+def test_a_list_of_numpy_frames_is_read(clip, net):
+    arrays = [f.permute(1, 2, 0).numpy() for f in clip.frames]
+    assert torch.equal(torch.stack(list(io.iter_frames(arrays))), clip.frames)
+    frames = io.open_frames(arrays)
+    assert frames.count == 6 and frames.name(5) == "00005"
+    want = propagate(clip.frames, clip.masks[0].long(), net).ids
+    assert torch.equal(propagate(arrays, clip.masks[0].long(), net).ids, want)
+    bad = [*arrays[:2], arrays[2].astype(np.float32)]
+    with pytest.raises(TypeError, match=r"a frame from ndarray float32 \(48, 80, 3\).*uint8"):
+        list(io.iter_frames(bad))
+    with pytest.raises(TypeError, match=r"a frame from Tensor uint8 \(48, 80, 3\)"):
+        list(io.iter_frames([clip.frames[0].permute(1, 2, 0)]))  # channels last as a tensor
+
+
+def _mat(path, *elements: bytes):
+    """A MATLAB v5 file (little-endian) of raw data elements."""
+    text = b"MATLAB 5.0 MAT-file, written by test_io".ljust(116, b" ")
+    path.write_bytes(text + bytes(8) + (0x0100).to_bytes(2, "little") + b"IM" + b"".join(elements))
+    return path
+
+
+def _element(mtype: int, body: bytes) -> bytes:
+    return mtype.to_bytes(4, "little") + len(body).to_bytes(4, "little") + body
+
+
+def test_malformed_mat_of_points_names_the_file(tmp_path):
+    cut = _mat(tmp_path / "cut.mat", _element(14, bytes(8)))  # a matrix cut short
+    junk = _mat(tmp_path / "junk.mat", _element(15, b"x\x9c not zlib data"))
+    for path in (cut, junk):
+        with pytest.raises(ValueError, match=f"cannot read {path}"):
+            io.read_points(path)
+        with pytest.raises(ValueError, match=f"cannot read {path}"):
+            io.read_joint_positions(path)
+
+
+def test_mat_that_inflates_without_limit_is_refused(tmp_path):
+    """A few hundred kB of zlib data inflating to 256 MiB: refused after inflating at
+    most `MAT_MAX_BYTES`, not read into memory."""
+    import tracemalloc
+    import zlib
+
+    z = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    data = b"".join(z.compress(chunk) for _ in range(256)) + z.flush()
+    bomb = _mat(tmp_path / "bomb.mat", _element(15, data))
+    assert bomb.stat().st_size < 400_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb.mat: a compressed variable inflates to more"):
+            io.read_points(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * io.MAT_MAX_BYTES + (8 << 20)
+    big = tmp_path / "big.mat"
+    big.write_bytes(bomb.read_bytes()[:128] + bytes(io.MAT_MAX_BYTES + 1))
+    with pytest.raises(ValueError, match="a .mat of points is at most 16 MiB"):
+        io.read_joint_positions(big)
+
+
+def _faststart_mp4(path, frames):
+    """An mp4 whose header (moov) comes first, so that a truncated copy still opens."""
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=10, options={"crf": "18"})
+        s.pix_fmt, s.height, s.width = "yuv420p", frames.shape[2], frames.shape[3]
+        for f in frames:
+            arr = np.ascontiguousarray(f.permute(1, 2, 0).numpy())
+            c.mux(s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def truncated_video(path, frames):
+    """A copy of an mp4 of `frames` cut so that it opens but decodes to fewer frames than
+    its header says: `(path, decoded)`."""
+    data = _faststart_mp4(path.with_name("whole.mp4"), frames).read_bytes()
+    for keep in range(95, 40, -5):
+        path.write_bytes(data[: len(data) * keep // 100])
+        try:
+            n = len(list(io.VideoReader(path)))
+        except ValueError:
+            continue
+        if 0 < n < len(frames):
+            return path, n
+    pytest.skip("no truncation of the test video opens with fewer frames")
+
+
+def test_truncated_video_reports_both_counts(clip, tmp_path):
+    path, n = truncated_video(tmp_path / "cut.mp4", clip.frames)
+    frames = io.open_frames(path)
+    assert frames.count == 6 and frames.shortfall() is None  # not decoded yet
+    assert len(list(frames)) == n
+    assert frames.shortfall() == f"the header of cut.mp4 says 6 frames, {n} were decoded"
+    whole = io.open_frames(path.with_name("whole.mp4"))
+    assert len(list(whole)) == 6 and whole.shortfall() is None

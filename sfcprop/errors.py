@@ -1,0 +1,110 @@
+"""The error policy of every `sfcprop` command: one line on stderr and an exit code.
+
+    0    success
+    1    bad input or a failed run: `sfcprop: error: <what was wrong>` (no traceback)
+    2    bad usage (argparse's message, or a `UsageError`)
+    130  interrupted (Ctrl-C)
+    143  terminated (SIGTERM, handled like Ctrl-C: `finally` blocks and the cleanup of
+         staging folders run)
+
+`SFCPROP_TRACEBACK=1` shows the traceback of a failure instead of its one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+FAILED, USAGE, INTERRUPTED, TERMINATED = 1, 2, 130, 128 + signal.SIGTERM
+TRACEBACK_ENV = "SFCPROP_TRACEBACK"
+# a message of these says what was wrong by itself; others get their type's name
+USER_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError, RuntimeError, MemoryError)
+
+
+class UsageError(ValueError):
+    """Bad usage found after the arguments were parsed (exit code 2)."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that a run unwinds as on Ctrl-C."""
+
+
+def run_command(command: Callable[[], int | None]) -> int:
+    """Run `command()` under the policy; its return value (None: 0) or the failure's
+    exit code. SystemExit (argparse's usage errors, --help) passes through."""
+    try:
+        with _sigterm_raises():
+            return int(command() or 0)
+    except KeyboardInterrupt:
+        report("interrupted")
+        return INTERRUPTED
+    except Terminated:
+        report("terminated")
+        return TERMINATED
+    except UsageError as e:
+        report(message(e))
+        return USAGE
+    except Exception as e:  # noqa: BLE001 - a failed run is reported, not traced
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        report(message(e))
+        return FAILED
+
+
+def report(text: str) -> None:
+    """Print `sfcprop: error: <text>` on stderr."""
+    print(f"sfcprop: error: {text}", file=sys.stderr, flush=True)
+
+
+def message(e: BaseException) -> str:
+    """The one-line message of an exception (a KeyError's without its quotes)."""
+    text = e.args[0] if isinstance(e, KeyError) and e.args else e
+    text = " ".join(str(text).split())
+    if not isinstance(e, USER_ERRORS):
+        return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text or type(e).__name__
+
+
+def require_device(device: str | None) -> None:
+    """A ValueError for a CUDA device that torch cannot use (rather than torch's
+    assertion, deep in the first `.to(device)`)."""
+    if device is None or not str(device).startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {device}: torch sees no CUDA device (a CPU-only build of torch, or no "
+            "driver); use --device cpu"
+        )
+    index = str(device).partition(":")[2]
+    if index.isdigit() and int(index) >= torch.cuda.device_count():
+        raise ValueError(
+            f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+        )
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, the first SIGTERM raises `Terminated` (later ones are
+    ignored, so that cleanup finishes). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum, frame) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
