@@ -39,11 +39,14 @@ class MaskCodec:
     def channels(self) -> int:
         return len(self.ids)
 
-    def check(self, label: Any, hw: tuple[int, int], first: bool) -> torch.Tensor:
+    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> torch.Tensor:
         mask = load_first_mask(label)
         if mask.ndim == 2 and tuple(mask.shape) != tuple(hw):
-            raise ValueError(f"the frame is {tuple(hw)} (H, W) but its mask is {tuple(mask.shape)}")
-        found = labels.label_ids(mask, allow_empty=not first)
+            raise ValueError(f"frame {t} is {tuple(hw)} (H, W) but its mask is {tuple(mask.shape)}")
+        try:
+            found = labels.label_ids(mask, allow_empty=not first)
+        except ValueError as e:
+            raise ValueError(f"the mask of frame {t}: {e}") from None
         if self.bilinear_ids_at is not None:
             found = torch.unique(self._blended(mask)).tolist()
         self.ids = sorted(set(self.ids) | set(found))
@@ -88,16 +91,18 @@ class SoftCodec:
     def channels(self) -> int:
         return self._channels or 0
 
-    def check(self, label: Any, hw: tuple[int, int], first: bool) -> torch.Tensor:
+    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> torch.Tensor:
         soft = torch.as_tensor(label, dtype=torch.float32)
         if soft.ndim != 3:
-            raise ValueError(f"soft labels must be [L, h, w] or [L, H, W], got {tuple(soft.shape)}")
+            raise ValueError(
+                f"soft labels must be [L, h, w] or [L, H, W], got {tuple(soft.shape)} (frame {t})"
+            )
         if not torch.isfinite(soft).all():
-            raise ValueError("soft labels hold NaN or infinite values")
+            raise ValueError(f"the soft labels of frame {t} hold NaN or infinite values")
         if self._channels is not None and soft.shape[0] != self._channels:
             raise ValueError(
                 f"every keyframe needs the same number of label channels: {soft.shape[0]} "
-                f"here, {self._channels} before"
+                f"on frame {t}, {self._channels} before"
             )
         self._channels = soft.shape[0]
         return soft
@@ -134,10 +139,12 @@ class KeypointCodec:
     def channels(self) -> int:
         return (self.count or 0) + 1
 
-    def check(self, label: Any, hw: tuple[int, int], first: bool) -> np.ndarray:
+    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> np.ndarray:
         pts = check_points(label, hw)
         if self.count is not None and len(pts) != self.count:
-            raise ValueError(f"every keyframe needs the same {self.count} points, got {len(pts)}")
+            raise ValueError(
+                f"every keyframe needs the same {self.count} points, got {len(pts)} on frame {t}"
+            )
         self.count = len(pts)
         return pts
 

@@ -44,6 +44,8 @@ def as_mask_tensor(mask) -> torch.Tensor:
     if isinstance(mask, np.ndarray):
         if mask.dtype.kind not in "iub":
             raise ValueError(f"mask ids must be integers (or bool), got dtype {mask.dtype}")
+        if mask.dtype.kind == "u" and mask.size and mask.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"mask ids must be at most {MAX_ID}, got {mask.max()}")
         mask = torch.from_numpy(mask.astype(np.int64))
     elif isinstance(mask, torch.Tensor):
         if mask.is_floating_point() or mask.is_complex():

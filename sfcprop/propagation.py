@@ -219,10 +219,7 @@ class Session:
         hw = tuple(self.store[t].shape[1:])
         if self.size is not None and hw != self.size:
             raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
-        try:
-            value = self.codec.check(label, hw, first=not self.keyframes)
-        except ValueError as e:
-            raise ValueError(f"frame {t}: {e}") from None
+        value = self.codec.check(t, label, hw, first=not self.keyframes)
         self.size = hw
         prev, nxt = self._neighbours(t)
         self._stale |= {(prev, t), (t, nxt)}
