@@ -565,24 +565,11 @@ def _draw(frame, points):
 
 
 def _bar(it, total: int | None, quiet: bool, what: str):
-    """`it` with a progress bar, started once its first item is there (the backbone
-    loaded, the first frame read), so that a failure before shows no bar."""
-    from tqdm.auto import tqdm
+    """`it` with the progress bar (`sfcprop.progress`), started once its first item is
+    there (the backbone loaded, the first frame read), so that a failure before shows none."""
+    from .progress import bar
 
-    it = iter(it)
-    try:
-        first = next(it)
-    except StopIteration:
-        return
-    with tqdm(total=total, unit="frame", desc=what, disable=quiet, file=sys.stderr) as bar:
-        yield first
-        bar.update()  # the frame is written
-        for item in it:
-            yield item
-            bar.update()
-        if bar.total != bar.n:  # a video header's frame count can be off
-            bar.total = bar.n
-            bar.refresh()
+    return bar(it, enabled=not quiet, total=total, desc=what)
 
 
 def _warn_truncated(frames) -> None:

@@ -172,12 +172,10 @@ def _setup(device: str | None) -> tuple[Dist, torch.device]:
 # --------------------------------------------------------------------------- shared steps
 
 
-def _bar(iterable: Iterable, quiet: bool, **kw) -> Iterable:
-    if quiet:
-        return iterable
-    from tqdm.auto import tqdm
+def _bar(iterable: Iterable, quiet: bool, desc: str, unit: str) -> Iterable:
+    from .progress import bar
 
-    return tqdm(iterable, **kw)
+    return bar(iterable, enabled=not quiet, desc=desc, unit=unit)
 
 
 def write_atomically(final: Path, write: Callable[[Path], None]) -> None:

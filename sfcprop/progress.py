@@ -41,6 +41,8 @@ def bar(
     if not enabled:
         yield from items
         return
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
     it = iter(items)
     try:
         first = next(it)
