@@ -89,7 +89,7 @@ def run_sequence(net, frames, gt, spacing, args) -> dict:
         m: [float(getattr(st, m)[0]) for st in stats]
         for m in ("confidence", "certainty", "area", "agreement")
     }
-    out["lost"] = [st.area[0] < confidence.LOST_AREA for st in stats]
+    out["lost"] = [bool(st.area[0] < confidence.LOST_AREA) for st in stats]
     out["cuts"] = len(confidence.cut_flags([s.similarities.get(t) for t in range(n)]))
     if spacing == 20 and n > 30:  # one correction: a keyframe at 10, against a full rerun
         start = time.perf_counter()
