@@ -395,13 +395,25 @@ _MX_DTYPES = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 
 _MI_MATRIX, _MI_COMPRESSED = 14, 15
 
 
+MAT_MAX_BYTES = 16 << 20
+"""The most a `.mat` file may hold, on disk and each compressed variable once inflated. A
+JHMDB `joint_positions.mat` is about 10 kB (2 x 15 x T doubles, twice), so 16 MiB is room
+for clips of over 10,000 frames, while a few kB of crafted zlib data, which could inflate
+to gigabytes, is refused after inflating 16 MiB at most."""
+
+
 def read_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The numeric arrays of a MATLAB v5/v7 `.mat` file (compressed or not) by name.
 
     Real and complex numeric and logical arrays are read (column-major, as MATLAB stores
     them); structs, cells, strings, sparse and object arrays are skipped. v7.3 (HDF5) and v4
-    files are refused with a ValueError.
+    files are refused with a ValueError, and so are files (or compressed variables, once
+    inflated) larger than `MAT_MAX_BYTES`.
     """
+    limit = f"{MAT_MAX_BYTES >> 20} MiB"
+    size = Path(path).stat().st_size
+    if size > MAT_MAX_BYTES:
+        raise ValueError(f"{path} is {size / 2**20:.0f} MiB; a .mat file is read up to {limit}")
     data = Path(path).read_bytes()
     if len(data) < 128 or data[:10] == b"MATLAB 7.3" or data[126:128] not in (b"IM", b"MI"):
         raise ValueError(f"{path} is not a MATLAB v5/v7 .mat file (v4 and v7.3 are not supported)")
@@ -412,7 +424,12 @@ def read_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
         mtype, body, nxt = _element(data, pos, order, pad=False)
         pos = nxt
         if mtype == _MI_COMPRESSED:
-            inner = zlib.decompress(body)
+            inflate = zlib.decompressobj()
+            inner = inflate.decompress(body, MAT_MAX_BYTES + 1)
+            if len(inner) > MAT_MAX_BYTES:
+                raise ValueError(
+                    f"{path}: a compressed variable inflates to more than {limit}; refused"
+                )
             mtype, body, _ = _element(inner, 0, order, pad=False)
         if mtype == _MI_MATRIX and body:
             named = _matrix(body, order)

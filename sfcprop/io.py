@@ -665,22 +665,14 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
     return points, names
 
 
-MAT_MAX_BYTES = 16 << 20
-"""The most a `.mat` of points may hold, on disk and each compressed variable once
-inflated. A JHMDB `joint_positions.mat` is about 10 kB (2 x 15 x T doubles, twice), so
-16 MiB is room for clips of over 10,000 frames, while a few kB of crafted zlib data,
-which could inflate to gigabytes, is refused after inflating 16 MiB at most."""
-
-
 def read_joint_positions(path: str | os.PathLike) -> np.ndarray:
     """JHMDB's `joint_positions.mat`: float64 `[T, K, 2]` (x, y) 0-based pixels (`pos_img`
-    is 2 x K x T, 1-based). Files over `MAT_MAX_BYTES` (inflated) are refused; every error
-    names the file."""
+    is 2 x K x T, 1-based). Files over `datasets.MAT_MAX_BYTES` (on disk or inflated) are
+    refused; every error names the file."""
     from .datasets import read_mat
 
     path = Path(path)
     try:
-        _check_mat_size(path)
         pos = read_mat(path).get("pos_img")
     except FileNotFoundError:
         raise FileNotFoundError(f"no such .mat file: {path}") from None
@@ -690,35 +682,6 @@ def read_joint_positions(path: str | os.PathLike) -> np.ndarray:
     if pos is None or pos.ndim != 3 or pos.shape[0] != 2:
         raise ValueError(f"{path} holds no 'pos_img' of shape 2 x K x T (JHMDB joint positions)")
     return np.asarray(pos, dtype=np.float64).transpose(2, 1, 0) - 1.0
-
-
-def _check_mat_size(path: Path) -> None:
-    """Refuse a .mat file, or a compressed variable of it, larger than `MAT_MAX_BYTES`
-    (inflating at most that much to tell)."""
-    size = path.stat().st_size
-    limit = f"{MAT_MAX_BYTES >> 20} MiB"
-    if size > MAT_MAX_BYTES:
-        raise ValueError(f"{path} is {size / 2**20:.0f} MiB; a .mat of points is at most {limit}")
-    data = path.read_bytes()
-    if len(data) < 128 or data[:10] == b"MATLAB 7.3" or data[126:128] not in (b"IM", b"MI"):
-        return  # not a v5/v7 file: `read_mat` says so
-    order = "<" if data[126:128] == b"IM" else ">"
-    pos = 128
-    while pos + 8 <= len(data):
-        mtype, nbytes = struct.unpack_from(order + "II", data, pos)
-        if mtype >> 16:  # a small element: 8 bytes in all
-            pos += 8
-            continue
-        if mtype == 15:  # miCOMPRESSED
-            inflated = zlib.decompressobj().decompress(
-                data[pos + 8 : pos + 8 + nbytes], MAT_MAX_BYTES + 1
-            )
-            if len(inflated) > MAT_MAX_BYTES:
-                raise ValueError(
-                    f"{path}: a compressed variable inflates to more than {limit}, more than a "
-                    "file of points holds; refused"
-                )
-        pos += 8 + nbytes
 
 
 def _coord(v) -> float:

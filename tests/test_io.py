@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from toys import PooledColour
 
-from sfcprop import io, labels
+from sfcprop import datasets, io, labels
 from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate_soft
 from sfcprop.synthetic import generate_clip
 
@@ -363,11 +363,13 @@ def test_mat_that_inflates_without_limit_is_refused(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 2 * io.MAT_MAX_BYTES + (8 << 20)
+    assert peak < 2 * datasets.MAT_MAX_BYTES + (8 << 20)
     big = tmp_path / "big.mat"
-    big.write_bytes(bomb.read_bytes()[:128] + bytes(io.MAT_MAX_BYTES + 1))
-    with pytest.raises(ValueError, match="a .mat of points is at most 16 MiB"):
+    big.write_bytes(bomb.read_bytes()[:128] + bytes(datasets.MAT_MAX_BYTES + 1))
+    with pytest.raises(ValueError, match="a .mat file is read up to 16 MiB"):
         io.read_joint_positions(big)
+    with pytest.raises(ValueError, match="inflates to more than 16 MiB"):  # eval's reader too
+        datasets.read_mat(bomb)
 
 
 def _faststart_mp4(path, frames):
