@@ -102,3 +102,16 @@ def test_a_mask_that_names_no_frame(video, tmp_path, capsys):
     rc, _, err = run(capsys, "propagate", frames, keys, "--out", tmp_path / "o", "--backbone", TOY)
     assert rc == 1 and "frame-x.png names no frame" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_weights_file_is_named_at_the_start(tmp_path, capsys):
+    clip = generate_clip(num_frames=3, height=32, width=48)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, f in enumerate(clip.frames):
+        Image.fromarray(f.permute(1, 2, 0).numpy()).save(folder / f"{t:05d}.png")
+    io.write_mask(tmp_path / "first.png", clip.masks[0])
+    rc, _, err = run(capsys, "propagate", folder, tmp_path / "first.png", "--out", tmp_path / "o")
+    assert rc == 0, err
+    line = next(ln for ln in err.splitlines() if ln.startswith("weights: "))
+    assert "fc" in line and "fc-r18-sfcprop.safetensors" in line  # the shipped model's file
