@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--short-side", type=int, help="vip: short side instead of the square")
     g.add_argument("--classes", type=int, default=20, help="vip: classes incl. background")
+    g.add_argument(
+        "--vip-label-quirk",
+        action="store_true",
+        help="vip: resize the first label image bilinearly, as CRW's loader does by accident "
+        "(blended boundary values become extra classes; needed to match CRW exactly)",
+    )
     return p
 
 
@@ -277,6 +283,8 @@ def _config(args: argparse.Namespace) -> dict:
     config = {k: getattr(args, k) for k in keys}
     if args.resize is not None:  # (folders written before this option have none)
         config["resize"] = args.resize
+    if getattr(args, "vip_label_quirk", False):
+        config["vip_label_quirk"] = True
     if args.precision not in (None, "float32"):  # (folders written before this option are float32)
         config["precision"] = args.precision
     return config
@@ -492,15 +500,26 @@ def _propagate_vip(seq: datasets.MaskSequence, out: Path, n: int, model: _Model,
     hw = ids0.shape
     side = args.size or (None if args.short_side else VIP_SIZE)
     size = (side, side) if side else None
-    result = propagate(
-        [read_image(p) for p in seq.frames[:n]],  # resized by the propagator (CRW's policy)
-        ids0,  # resized to the frames' grid (nearest, then bilinear to the grid)
-        model.backbone,
-        model.semantic,
-        preset=_protocol(model, size=size, short_side=args.short_side),
-        return_soft=True,
-        progress=not model.quiet,
-    )
+    config = _protocol(model, size=size, short_side=args.short_side)
+    frames = [read_image(p) for p in seq.frames[:n]]  # resized by the propagator (CRW's policy)
+    if args.vip_label_quirk:  # the label image resized bilinearly (CRW's cv2.resize quirk)
+        from .codecs import MaskCodec
+        from .propagation import Session
+
+        codec = MaskCodec(bilinear_ids_at=config.encoded_size(*hw))
+        session = Session(frames, model.backbone, model.semantic, preset=config, codec=codec)
+        session.annotate(0, ids0)
+        result = session.result(return_soft=True)
+    else:  # ids0 resized to the frames' grid: nearest, then bilinear to the grid
+        result = propagate(
+            frames,
+            ids0,
+            model.backbone,
+            model.semantic,
+            preset=config,
+            return_soft=True,
+            progress=not model.quiet,
+        )
     lut = torch.tensor(result.label_ids, dtype=torch.uint8)
 
     def write(folder: Path) -> None:
@@ -517,10 +536,11 @@ def _propagate_vip(seq: datasets.MaskSequence, out: Path, n: int, model: _Model,
 def score_vip_sequence(
     seq: datasets.MaskSequence, results: Path, n_classes: int = 20, max_frames: int | None = None
 ) -> np.ndarray:
-    """Confusion matrix `[n, n]` of `results/<seq>/*.png` over the annotated frames but
-    the first."""
+    """Confusion matrix `[n, n]` of `results/<seq>/*.png` over the annotated frames, frame 0
+    included (CRW's eval_vip.py scores every written PNG; frame 0 is written as the
+    original writes it, see `_propagate_vip`)."""
     conf = np.zeros((n_classes, n_classes), dtype=np.int64)
-    for t in range(1, _frames(seq, max_frames)):
+    for t in range(_frames(seq, max_frames)):
         if seq.annotations[t] is None:
             continue
         path = results / seq.name / f"{seq.frame_names[t]}.png"

@@ -536,3 +536,60 @@ def test_torchrun_propagation_equals_one_process(tmp_path):
     for seq in ("blackswan", "dog", "car-shadow"):
         for png in sorted((tmp_path / "one" / seq).glob("*.png")):
             assert png.read_bytes() == (tmp_path / "two" / seq / png.name).read_bytes()
+
+
+def test_vip_scores_frame_0_too(tmp_path):
+    """CRW's eval_vip.py counts every written PNG, frame 0 included (spec section 7)."""
+    root = tmp_path / "VIP"
+    (root / "lists").mkdir(parents=True)
+    (root / "lists" / "val_videos.txt").write_text("v\n")
+    ids = np.zeros((8, 8), np.uint8)
+    ids[2:6, 2:6] = 3
+    results = tmp_path / "res" / "v"
+    results.mkdir(parents=True)
+    for t in range(3):
+        (root / "Images" / "v").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(root / "Images" / "v" / f"{t:06d}.jpg")
+        palette_png(root / "Annotations" / "Category_ids" / "v" / f"{t:06d}.png", ids)
+        palette_png(results / f"{t:06d}.png", ids if t else np.zeros_like(ids))  # 0 wrong
+    seq = datasets.VIP(root)["v"]
+    conf = evaluate.score_vip_sequence(seq, tmp_path / "res")
+    assert conf.sum() == 3 * 64  # three frames counted
+    assert conf[3, 0] == 16  # frame 0's missed part
+
+
+def test_vip_label_quirk_reaches_the_propagation(tmp_path, monkeypatch, stub_model):
+    import sfcprop.propagation
+
+    root = tmp_path / "VIP"
+    (root / "lists").mkdir(parents=True)
+    (root / "lists" / "val_videos.txt").write_text("v\n")
+    ids = np.zeros((16, 16), np.uint8)
+    ids[4:12, 4:12], ids[12:, :] = 13, 2
+    for t in range(2):
+        (root / "Images" / "v").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(root / "Images" / "v" / f"{t:06d}.jpg")
+        palette_png(root / "Annotations" / "Category_ids" / "v" / f"{t:06d}.png", ids)
+    seen = {}
+
+    class FakeSession:
+        def __init__(self, frames, *a, codec=None, **kw):
+            seen["codec"] = codec
+
+        def annotate(self, t, mask):
+            seen["codec"].check(t, mask, mask.shape, True)
+
+        def result(self, return_soft=False):
+            from sfcprop.propagation import Propagation
+
+            n = len(seen["codec"].ids)
+            soft = torch.zeros(2, n, 2, 2)
+            soft[:, 0] = 1
+            return Propagation(torch.zeros(0), seen["codec"].ids, soft)
+
+    monkeypatch.setattr(sfcprop.propagation, "Session", FakeSession)
+    out = tmp_path / "out"
+    argv = ["vip", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
+    assert evaluate.main([*argv, "--size", "10", "--vip-label-quirk"]) == 0
+    assert seen["codec"].bilinear_ids_at == (10, 10)
+    assert set(seen["codec"].ids) > {0, 2, 13}  # blended values are classes too
