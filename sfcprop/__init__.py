@@ -1,7 +1,14 @@
 """sfcprop: propagate labels through video by dense feature correspondence (SFC).
 
-`sfcprop.propagate("frames/", "first_mask.png").ids` gives the ids of the first mask on
-every frame (`[T, H, W]` uint8), with the shipped FC model.
+- `propagate(frames, mask_or_keyframes)` -> `Propagation` (ids `[T, H, W]`, confidence,
+  flags); `propagate_iter` streams it; `propagate_soft` for soft / part maps;
+  `track_keypoints` for points. Keyframes: `{frame: mask}`.
+- `Session`: keyframes and corrections that recompute only what changes.
+- `Config` / `PRESETS`: every setting of a run, validated once.
+- `backbone(name, weights=...)`, `list_backbones()`: the registry.
+- `sfcprop.io`, `sfcprop.viz`: reading and writing labels, overlays.
+
+Results are CPU torch tensors (`.numpy()` for arrays).
 """
 
 from . import viz  # sfcprop.viz.show(frames, result) in a notebook
