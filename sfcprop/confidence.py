@@ -7,8 +7,12 @@ Everything here is derived from the propagation itself, on the feature grid:
   frame was propagated from, capped at 1 (a collapsing object is a failing track);
 - agreement: between a keyframe and the next one, the IoU of the object in the forward
   and the backward pass (1 when both passes agree, or with one pass only).
-`confidence = certainty * area * agreement`, in [0, 1]; 1 for an object absent from those
-keyframes and predicted absent. Flags: an object is "lost" on a frame whose area ratio is
+`confidence = certainty * min(1, area / AREA_FLOOR)`, in [0, 1] (an object may shrink to a
+quarter of its keyframe area before that counts against it); 1 for an object absent from
+those keyframes and predicted absent. Chosen by `benchmarks/study_confidence.py` on the 8
+DAVIS-2016 sequences: of the candidates there, it ranked frames by their true J best at
+every keyframe spacing; multiplying by the agreement lowered the rank correlation.
+Flags: an object is "lost" on a frame whose area ratio is
 below `LOST_AREA`; a "cut" is a frame whose dissimilarity to the one before it (1 - the
 mean best cosine within the radius, `propagator.similarity`) is at least `CUT_MIN` and
 `CUT_FACTOR` times the median of the frames before it.
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 LOST_AREA = 0.1
+AREA_FLOOR = 0.25
 CUT_FACTOR = 4.0  # a cut: dissimilarity this many times the recent median ...
 CUT_MIN = 0.05  # ... and at least this (1 - mean best cosine)
 CUT_HISTORY = 20
@@ -83,7 +88,7 @@ def frame_stats(
                 agreement[l] = int((a & b).sum()) / union
     absent = (ref == 0) & (area == 0)
     certainty[absent] = 1.0
-    confidence = np.where(absent, 1.0, certainty * ratio * agreement)
+    confidence = np.where(absent, 1.0, certainty * np.minimum(1.0, ratio / AREA_FLOOR))
     return FrameStats(np.clip(confidence[1:], 0, 1), certainty[1:], ratio[1:], agreement[1:])
 
 
