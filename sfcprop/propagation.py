@@ -30,7 +30,7 @@ from .config import Config
 from .framestore import FrameStore
 from .io import Frames, FrameSource, load_first_mask, open_frames
 from .progress import bar as progress_bar
-from .propagator import Memory, Propagator, step_soft
+from .propagator import Memory, Propagator, run_config, step_soft
 
 __all__ = [
     "DEFAULT_RULE",
@@ -159,8 +159,11 @@ class Session:
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-        self.prop = Propagator(backbone, semantic, preset=preset, **settings)
-        self.config = self.prop.config
+        # settings checked now; the backbones load when first needed (after the labels'
+        # checks, so that bad annotations fail before any weights are read)
+        self.config = run_config(semantic is not None, preset, **settings)
+        self._nets = (backbone, semantic)
+        self._prop: Propagator | None = None
         self.store = frames if isinstance(frames, FrameStore) else FrameStore(frames, keep_frames)
         self.rule, self.forward_only, self.keep_results = rule, forward_only, keep_results
         # t -> (forward, backward, d_forward, d_backward) of frames between two keyframes
@@ -181,6 +184,13 @@ class Session:
         self._fresh = True
         self.steps = 0  # propagation steps run (each one frame of one pass)
         self.outputs = 0  # bytes the caller keeps, counted against max_memory
+
+    @property
+    def prop(self) -> Propagator:
+        """The propagator (its backbones loaded on first use)."""
+        if self._prop is None:
+            self._prop = Propagator(*self._nets, preset=self.config)
+        return self._prop
 
     @classmethod
     def streaming(

@@ -88,6 +88,21 @@ def similarity(query: torch.Tensor, previous: torch.Tensor, radius: float) -> fl
     return float(vals.float().mean())
 
 
+def run_config(fused: bool, preset: str | Config | None = None, **settings) -> Config:
+    """The `Config` of a run with one backbone or two (`fused`): `preset` (default "davis",
+    "davis-sfc" fused) with `settings` overriding its fields; `lam` must be set exactly when
+    two backbones are fused."""
+    cfg = Config.preset(preset or ("davis-sfc" if fused else "davis"), **settings)
+    if not fused and cfg.lam is not None:
+        raise ValueError(
+            f"lam = {cfg.lam} weighs the fine backbone against a semantic one; with one "
+            "backbone it has no effect: drop lam (or the fused preset), or pass semantic"
+        )
+    if fused and cfg.lam is None:
+        raise ValueError(f"fusing two backbones needs lam; {cfg} has none")
+    return cfg
+
+
 class Propagator:
     """Streaming label propagation: `start(frame0, labels)`, then `step(frame)` per frame.
 
@@ -109,16 +124,7 @@ class Propagator:
         preset: str | Config | None = None,
         **settings,
     ) -> None:
-        default = "davis" if semantic is None else "davis-sfc"
-        self.config = Config.preset(preset or default, **settings)
-        cfg = self.config
-        if semantic is None and cfg.lam is not None:
-            raise ValueError(
-                f"lam = {cfg.lam} weighs the fine backbone against a semantic one; with one "
-                "backbone it has no effect: drop lam (or the fused preset), or pass semantic"
-            )
-        if semantic is not None and cfg.lam is None:
-            raise ValueError(f"fusing two backbones needs lam; {cfg} has none")
+        self.config = cfg = run_config(semantic is not None, preset, **settings)
         self.device = torch.device(cfg.device)
         fine = _resolve(backbone, self.device)
         sem = _resolve(semantic, self.device) if semantic is not None else None

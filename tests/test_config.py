@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from toys import PooledColour
 
 from sfcprop.config import PRESETS, Config, add_arguments, from_args
-from sfcprop.propagation import Propagator, propagate, propagate_soft
+from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate_soft
 from sfcprop.synthetic import generate_clip
 
 
@@ -116,3 +116,15 @@ def test_float_resize_matches_a_float64_computation():
     # the uint8 path rounds and antialiases: a test that can tell them apart
     other = Propagator(net, size=size, resize="antialias").encode(frame)
     assert (other - want).abs().max() > 1e-3
+
+
+def test_labels_are_checked_before_any_weights_are_read():
+    clip = generate_clip(num_frames=2, height=32, width=48)
+    mask = clip.masks[0].long()
+    mask[0, 0] = 300
+    # a backbone that cannot load: the mask's error comes first
+    with pytest.raises(ValueError, match="at most 255"):
+        propagate(clip.frames, mask, "no-such-backbone")
+    it = iter(propagate_iter(clip.frames, mask, "no-such-backbone"))
+    with pytest.raises(ValueError, match="at most 255"):  # no frame 0 with a wrapped id
+        next(it)
