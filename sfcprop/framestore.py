@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import Frames, FrameSource, iter_frames, open_frames, read_image
+from .io import Frames, FrameSource, iter_frames, open_frames
 
 DEFAULT_MEMORY = 512 << 20
 
@@ -70,10 +70,12 @@ class FrameStore:
         if not self.has(t):
             raise IndexError(f"frame {t} is past the end of the video ({self._end} frames)")
         if self._index is not None:
-            item = self._index[t]
-            if isinstance(item, str | Path):
-                return read_image(item)
-            return next(iter_frames([item] if not isinstance(item, np.ndarray) else item[None]))
+            if isinstance(self._index, torch.Tensor | np.ndarray):  # [T, ...]: checked whole
+                return next(iter_frames(self._index[t : t + 1]))
+            try:
+                return next(iter_frames([self._index[t]]))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"frame {t}: {e}") from None
         if self._last is not None and self._last[0] == t:
             return self._last[1]
         if t in self._ram:

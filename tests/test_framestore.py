@@ -54,3 +54,14 @@ def test_indexable_sources_are_read_directly(clip, tmp_path):
     assert FrameStore(tmp_path).name(2) == "002"
     with pytest.raises(ValueError, match="uint8"):
         FrameStore(clip.frames.float())
+
+
+def test_a_bad_frame_in_a_list_is_named(clip):
+    import numpy as np
+
+    frames = [f.permute(1, 2, 0).numpy() for f in clip.frames]
+    frames[2] = frames[2].astype(np.float32)
+    store = FrameStore(frames)
+    assert torch.equal(store[1], clip.frames[1])
+    with pytest.raises(TypeError, match="frame 2: cannot read a frame from ndarray float32"):
+        store[2]
