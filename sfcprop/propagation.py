@@ -542,8 +542,8 @@ def propagate(
     `Propagation`: the ids of every frame, per-object confidence and the frames to check
     (`flags`, `lost()`); with `return_soft`, the soft labels on the encoded frames' grid.
     """
-    keys = _keyframes(annotations)
-    first = load_first_mask(keys[min(keys)])
+    keys = {t: load_first_mask(m) for t, m in _keyframes(annotations).items()}  # read once
+    first = keys[min(keys)]
     per_frame = first.numel()  # uint8 ids
     cfg = Config.preset(settings.get("preset") or "davis", **_fields(settings))
     if return_soft:  # float32 [L, h, w] on the stride-8 grid of the encoded size
@@ -563,7 +563,7 @@ def propagate(
     for r in _progress(stream, progress, frames):
         out[r.t] = r
     order = [out[t] for t in sorted(out)]
-    ids = sorted({i for m in keys.values() for i in labels.label_ids(load_first_mask(m), True)})
+    ids = sorted({i for m in keys.values() for i in labels.label_ids(m, allow_empty=True)})
     soft = [r.soft.cpu() for r in order] if return_soft else None
     n_obj = len(ids) - 1
     confidence = np.stack([r.confidence for r in order]).reshape(len(order), n_obj)

@@ -164,12 +164,6 @@ class Propagator:
         Raises `MemoryBudgetError` when even the smallest blocks do not fit."""
         return self.planner.plan((height, width), self.config, n_labels, outputs, cached)
 
-    def feature_bytes(self, height: int, width: int) -> int:
-        """Bytes of one frame's feature map."""
-        h, w = self.grid(height, width)
-        channels = sum(n.dim for n in self.planner.nets)
-        return channels * h * w * self.encoder.dtype.itemsize
-
     def start(self, frame: torch.Tensor, soft: torch.Tensor, outputs: int = 0) -> None:
         """The keyframe (uint8 `[3, H, W]`) and its soft labels: `[L, h, w]` on the feature
         grid, or float maps `[L, H, W]` at the frame's size (resized to the grid: bilinear,
