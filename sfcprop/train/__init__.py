@@ -1,19 +1,27 @@
 """FC pre-training (SFC seed A.1): dense correspondence learning and trunk export.
 
 Public API: `TrainConfig`, `train`, `export_trunk`, `main` (the command line), and the pure
-loss pieces `positive_mask`, `dense_loss`, `dense_infonce_loss`, `byol_loss`,
-`ema_momentum`.
+loss pieces `positive_mask`, `dense_loss`, `dense_infonce_loss`, `cycle_loss`,
+`byol_loss`, `ema_momentum`.
 """
 
 from .cli import main
 from .config import TrainConfig
 from .export import export_trunk
-from .objectives import byol_loss, dense_infonce_loss, dense_loss, ema_momentum, positive_mask
+from .objectives import (
+    byol_loss,
+    cycle_loss,
+    dense_infonce_loss,
+    dense_loss,
+    ema_momentum,
+    positive_mask,
+)
 from .trainer import train
 
 __all__ = [
     "TrainConfig",
     "byol_loss",
+    "cycle_loss",
     "dense_infonce_loss",
     "dense_loss",
     "ema_momentum",

@@ -46,6 +46,15 @@ class TrainConfig:
     proj_hidden: int = _opt(2048, "hidden width of projection / prediction heads")
     proj_dim: int = _opt(256, "output width of projection / prediction heads")
     byol_weight: float = _opt(0.0, "weight alpha of the joint image-level BYOL loss (0 = off)")
+    jitter: float = _opt(
+        0.0, "colour jitter strength of each view (0 = none, as released; see data.photometric)"
+    )
+    cycle_weight: float = _opt(
+        0.0, "weight of the temporal cycle term on clips of cycle_root (0 = off, as released)"
+    )
+    cycle_root: str = _opt("", "folder of videos (one folder of frames each) for the cycle term")
+    cycle_batch: int = _opt(8, "clips per step for the cycle term")
+    cycle_length: int = _opt(3, "frames per clip for the cycle term (walks 0 -> k -> 0)")
     min_scale: float = _opt(0.0, "random-resized-crop minimum area fraction")
     max_scale: float = _opt(1.0, "random-resized-crop maximum area fraction")
     preload_short_side: int = _opt(
@@ -73,6 +82,10 @@ class TrainConfig:
             raise ValueError(
                 f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
             )
+        if self.cycle_weight > 0 and not self.cycle_root:
+            raise ValueError("cycle_weight > 0 needs cycle_root (a folder of videos)")
+        if self.cycle_length < 2:
+            raise ValueError(f"cycle_length must be at least 2, got {self.cycle_length}")
         if self.dense_objective not in ("cosine", "infonce"):
             raise ValueError(
                 f"dense_objective must be 'cosine' or 'infonce', got {self.dense_objective!r}"
@@ -103,6 +116,10 @@ RECIPE_FIELDS = [
     "proj_hidden",
     "proj_dim",
     "byol_weight",
+    "jitter",
+    "cycle_weight",
+    "cycle_batch",
+    "cycle_length",
     "min_scale",
     "max_scale",
     "preload_short_side",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 
@@ -75,11 +76,35 @@ def _load(path: Path, short_side: int) -> Image.Image:
     return img
 
 
+def photometric(x: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
+    """SimCLR-style colour change of one view `[3, S, S]` in [0, 1], drawn from `rng`.
+
+    With probability 0.8: brightness, contrast and saturation factors uniform in
+    `[1 - strength, 1 + strength]` and a hue shift uniform in `+-strength / 4`, in random order;
+    then greyscale with probability 0.2. `strength = 0` returns `x` unchanged.
+    """
+    if strength <= 0:
+        return x
+    if rng.random() < 0.8:
+        ops = [
+            lambda y: TF.adjust_brightness(y, rng.uniform(1 - strength, 1 + strength)),
+            lambda y: TF.adjust_contrast(y, rng.uniform(1 - strength, 1 + strength)),
+            lambda y: TF.adjust_saturation(y, rng.uniform(1 - strength, 1 + strength)),
+            lambda y: TF.adjust_hue(y, rng.uniform(-strength / 4, strength / 4)),
+        ]
+        for k in rng.permutation(4):
+            x = ops[k](x)
+    if rng.random() < 0.2:
+        x = TF.rgb_to_grayscale(x, num_output_channels=3)
+    return x.clamp(0, 1)
+
+
 class TwoViewDataset(Dataset):
     """Items are `(image_index, crop_seed)`; each gives two views and their normalised boxes.
 
     Returns `(view1, view2, box1, box2)`: views `[3, S, S]` float, ImageNet mean/std normalised;
-    boxes `[4]` = `(x0, y0, x1, y1)` divided by the image width / height. No flip, no colour jitter.
+    boxes `[4]` = `(x0, y0, x1, y1)` divided by the image width / height. No flip; colour jitter
+    only with `jitter > 0` (`photometric`, drawn independently for each view).
     `preload_short_side > 0` decodes every image once, resized to that short side, into memory.
     """
 
@@ -89,9 +114,11 @@ class TwoViewDataset(Dataset):
         img_size: int,
         scale: tuple[float, float] = (0.0, 1.0),
         preload_short_side: int = 0,
+        jitter: float = 0.0,
     ) -> None:
         self.paths = list_images(root)
         self.img_size, self.scale, self.short_side = img_size, scale, preload_short_side
+        self.jitter = jitter
         self.cache = (
             [_load(p, preload_short_side) for p in self.paths] if preload_short_side else None
         )
@@ -108,6 +135,7 @@ class TwoViewDataset(Dataset):
         size = (self.img_size, self.img_size)
         crop = img.resize(size, Image.BILINEAR, box=(x0, y0, x1, y1))
         x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        x = photometric(x, rng, self.jitter)
         box = torch.tensor([x0 / img.width, y0 / img.height, x1 / img.width, y1 / img.height])
         return (x - self.mean) / self.std, box
 
@@ -118,6 +146,70 @@ class TwoViewDataset(Dataset):
         v1, b1 = self._view(img, rng)
         v2, b2 = self._view(img, rng)
         return v1, v2, b1, b2
+
+
+class ClipDataset(Dataset):
+    """Short clips of consecutive frames for the temporal cycle term (`TrainConfig.cycle_weight`).
+
+    `root` holds one folder of frames per video (sorted by name = time order); a clip is
+    `length` consecutive frames of one folder, and every start position is an item. Items are
+    `(clip_index, crop_seed)`; each gives `[length, 3, S, S]` (ImageNet-normalised), the same
+    random-resized crop box applied to every frame (as CRW samples its clips), no jitter.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int,
+        length: int = 3,
+        scale: tuple[float, float] = (0.0, 1.0),
+        preload_short_side: int = 0,
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"cycle_root {str(root)!r} is not a folder")
+        videos = []
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            frames = sorted(
+                p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            if len(frames) >= length:
+                videos.append(frames)
+        if not videos:
+            raise FileNotFoundError(
+                f"no folder under {str(root)!r} has {length} or more frames (one folder a video)"
+            )
+        self.clips = [(v, s) for v, f in enumerate(videos) for s in range(len(f) - length + 1)]
+        self.videos, self.length = videos, length
+        self.img_size, self.scale, self.short_side = img_size, scale, preload_short_side
+        self.cache = (
+            [[_load(p, preload_short_side) for p in f] for f in videos]
+            if preload_short_side
+            else None
+        )
+        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        index, crop_seed = item
+        v, start = self.clips[index]
+        span = range(start, start + self.length)
+        if self.cache is not None:
+            frames = [self.cache[v][k] for k in span]
+        else:
+            frames = [_load(self.videos[v][k], 0) for k in span]
+        rng = np.random.default_rng(crop_seed)
+        box = crop_box(rng, frames[0].width, frames[0].height, self.scale)
+        size = (self.img_size, self.img_size)
+        out = []
+        for img in frames:
+            crop = img.resize(size, Image.BILINEAR, box=box)
+            x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
+            out.append((x - self.mean) / self.std)
+        return torch.stack(out)
 
 
 class StepBatchSampler:

@@ -43,7 +43,12 @@ def recipe_name(cfg: dict) -> str:
         return "FC (SFC seed A.1): dense BYOL/PixPro-style loss, EMA target"
     loss = "contrastive (InfoNCE) dense loss" if objective == "infonce" else "dense cosine loss"
     where = "on the layer3 trunk features, no heads" if on == "trunk" else "through the heads"
-    return f"FC variant (not the paper's loss): {loss} {where}, EMA target"
+    extras = ""
+    if cfg.get("jitter", 0) > 0:
+        extras += f", colour jitter {cfg['jitter']:g}"
+    if cfg.get("cycle_weight", 0) > 0:
+        extras += f", temporal cycle term x{cfg['cycle_weight']:g}"
+    return f"FC variant (not the paper's loss): {loss} {where}, EMA target{extras}"
 
 
 def export_trunk(

@@ -14,7 +14,7 @@ from torch import nn
 
 from sfcprop.backbones.resnet import resnet18
 
-from .objectives import byol_loss, dense_infonce_loss, dense_loss, positive_mask
+from .objectives import byol_loss, cycle_loss, dense_infonce_loss, dense_loss, positive_mask
 
 
 class Head(nn.Module):
@@ -57,8 +57,10 @@ class FCNet(nn.Module):
         temperature: float = 0.07,
         dense_on: str = "head",
         batch_negatives: bool = False,
+        cycle_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        self.cycle_weight = cycle_weight
         self.heads = dense_on == "head"
         self.online_encoder = resnet18(keep_layer4=self.heads, normalize_output=False)
         dim = self.online_encoder.dim
@@ -100,9 +102,15 @@ class FCNet(nn.Module):
                 pt.lerp_(po.detach(), 1 - momentum)
 
     def forward(
-        self, v1: torch.Tensor, v2: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor
+        self,
+        v1: torch.Tensor,
+        v2: torch.Tensor,
+        b1: torch.Tensor,
+        b2: torch.Tensor,
+        clips: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Views `[B, 3, S, S]`, boxes `[B, 4]` -> (total loss, {"dense", "byol"} parts)."""
+        """Views `[B, 3, S, S]`, boxes `[B, 4]`, optional clips `[B', K, 3, S, S]` for the cycle
+        term -> (total loss, {"dense", "byol", "cycle"} parts)."""
         f1, f2 = self.online_encoder(v1), self.online_encoder(v2)  # [B, 512 or 256, h, w]
         with torch.no_grad():
             g1, g2 = self.target_encoder(v1), self.target_encoder(v2)
@@ -132,4 +140,10 @@ class FCNet(nn.Module):
             byol = byol_loss(q1, z2) + byol_loss(q2, z1)
             parts["byol"] = byol.detach()
             loss = loss + self.byol_weight * byol
+        if self.cycle_weight > 0 and clips is not None:
+            b, k = clips.shape[:2]
+            f = self.online_encoder(clips.flatten(0, 1))  # [B' K, C, h, w], layer3 or layer4
+            cyc = cycle_loss(f.unflatten(0, (b, k)), self.temperature)
+            parts["cycle"] = cyc.detach()
+            loss = loss + self.cycle_weight * cyc
         return loss, parts

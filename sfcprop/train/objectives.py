@@ -84,6 +84,41 @@ def dense_infonce_loss(
     return per_cell[has].mean() if has.any() else logits.sum() * 0
 
 
+def cycle_loss(feats: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """Contrastive random walk (CRW, Jabri et al. 2020) on dense features, not in the paper.
+
+    `feats` `[B, K, C, h, w]`: K consecutive frames. Transitions
+    `A_k = softmax(cos(f_k, f_{k+1}) / temperature)` over the cells of frame k+1 (and the
+    reverse ones back); for each `k = 1 .. K-1` the palindrome walk `0 -> k -> 0` must return
+    every cell to where it started: `-log` of the return probability, averaged over cells, the
+    batch and the K-1 walks, in float32 even under autocast. Scalar.
+    """
+    with torch.autocast(feats.device.type, enabled=False):
+        return _cycle_loss(F.normalize(feats.float(), dim=2), temperature)
+
+
+def _cycle_loss(f: torch.Tensor, temperature: float) -> torch.Tensor:
+    f = rearrange(f, "b k c h w -> b k (h w) c")
+    k = f.shape[1]
+    fwd = [
+        torch.softmax(torch.bmm(f[:, i], f[:, i + 1].transpose(1, 2)) / temperature, dim=2)
+        for i in range(k - 1)
+    ]  # [B, n, n] each, rows: cells of frame i
+    bwd = [
+        torch.softmax(torch.bmm(f[:, i + 1], f[:, i].transpose(1, 2)) / temperature, dim=2)
+        for i in range(k - 1)
+    ]
+    losses, out = [], None
+    for i in range(k - 1):
+        out = fwd[i] if out is None else torch.bmm(out, fwd[i])  # walk 0 -> i+1
+        back = bwd[i]
+        for j in range(i - 1, -1, -1):
+            back = torch.bmm(back, bwd[j])  # walk i+1 -> 0
+        ret = torch.bmm(out, back).diagonal(dim1=1, dim2=2)  # [B, n]
+        losses.append(-torch.log(ret.clamp_min(1e-20)).mean())
+    return torch.stack(losses).mean()
+
+
 def byol_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """One order of BYOL's loss `2 - 2 cos(pred, target)`, batch mean; `[B, C]` each. Scalar."""
     cos = (F.normalize(pred.float(), dim=1) * F.normalize(target.float(), dim=1)).sum(1)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .config import RECIPE_FIELDS, TrainConfig
-from .data import StepBatchSampler, TwoViewDataset
+from .data import ClipDataset, StepBatchSampler, TwoViewDataset
 from .model import FCNet
 from .objectives import ema_momentum
 
@@ -115,6 +115,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         temperature=cfg.temperature,
         dense_on=cfg.dense_on,
         batch_negatives=cfg.batch_negatives,
+        cycle_weight=cfg.cycle_weight,
     ).to(device)
     opt = torch.optim.Adam(net.online_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=scaled)
@@ -132,7 +133,11 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         model = DDP(net, device_ids=ids)
 
     data = TwoViewDataset(
-        cfg.image_root, cfg.img_size, (cfg.min_scale, cfg.max_scale), cfg.preload_short_side
+        cfg.image_root,
+        cfg.img_size,
+        (cfg.min_scale, cfg.max_scale),
+        cfg.preload_short_side,
+        cfg.jitter,
     )
     per_rank = cfg.batch_size // dinfo.world_size
     batches = StepBatchSampler(data, per_rank, cfg.seed, step, dinfo.rank, dinfo.world_size)
@@ -143,6 +148,20 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.workers > 0,
     )
+    clip_iter = None
+    if cfg.cycle_weight > 0:
+        clips = ClipDataset(
+            cfg.cycle_root,
+            cfg.img_size,
+            cfg.cycle_length,
+            (cfg.min_scale, cfg.max_scale),
+            cfg.preload_short_side,
+        )
+        per_rank_clips = max(1, cfg.cycle_batch // dinfo.world_size)
+        clip_batches = StepBatchSampler(
+            clips, per_rank_clips, cfg.seed + 1, step, dinfo.rank, dinfo.world_size
+        )
+        clip_iter = iter(DataLoader(clips, batch_sampler=clip_batches, num_workers=0))
     end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
     main = dinfo.rank == 0
     out = Path(cfg.out_dir)
@@ -173,8 +192,9 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         amp_ctx = torch.autocast(device.type, dtype=amp_dtype) if cfg.amp else nullcontext()
+        clip = next(clip_iter).to(device, non_blocking=True) if clip_iter is not None else None
         with amp_ctx:
-            loss, _ = model(v1, v2, b1, b2)
+            loss, _ = model(v1, v2, b1, b2, clip)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
