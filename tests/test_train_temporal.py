@@ -153,3 +153,36 @@ def test_recipe_name_states_the_options():
     assert "jitter" not in recipe_name(base) and "cycle" not in recipe_name(base)
     named = recipe_name({**base, "jitter": 0.4, "cycle_weight": 0.5})
     assert "colour jitter 0.4" in named and "temporal cycle term x0.5" in named
+
+
+def test_init_starts_both_encoders_from_an_exported_trunk(video_root, tmp_path):
+    from sfcprop.train import export_trunk
+    from sfcprop.train.checkpoint import load_checkpoint
+
+    kw = dict(
+        image_root=str(video_root),
+        img_size=32,
+        batch_size=4,
+        threads=1,
+        save_every=0,
+        log_every=0,
+        dense_objective="infonce",
+        dense_on="trunk",
+    )
+    train(TrainConfig(out_dir=str(tmp_path / "a"), iterations=2, seed=1, **kw))
+    trunk = export_trunk(tmp_path / "a/last.pt", tmp_path / "a.safetensors")
+    cfg = TrainConfig(out_dir=str(tmp_path / "b"), iterations=1, seed=2, init=str(trunk), **kw)
+    net = FCNet(dense_on="trunk")
+    from sfcprop.train.trainer import init_state
+
+    net.init_encoders(init_state(str(trunk)))
+    a = load_checkpoint(tmp_path / "a/last.pt")["model"]
+    w = "online_encoder.conv1.weight"
+    assert torch.equal(net.online_encoder.conv1.weight, a[w].half().float())
+    assert torch.equal(net.target_encoder.conv1.weight, net.online_encoder.conv1.weight)
+    assert torch.equal(init_state(str(tmp_path / "a/last.pt"))["conv1.weight"], a[w])
+    train(cfg)  # one step from the trunk: runs, and the step moved the weights off it
+    b = load_checkpoint(tmp_path / "b/last.pt")["model"]
+    assert not torch.equal(b[w], a[w].half().float())
+    with pytest.raises(KeyError, match="do not fit"):
+        net.init_encoders({"conv1.weight": a[w], "nope": a[w]})

@@ -61,6 +61,11 @@ class TrainConfig:
         0, "decode all images into memory once, at this short side (0 = off)"
     )
     seed: int = _opt(0, "seed of model init, sampling and crops")
+    init: str = _opt(
+        "",
+        "start the online and target encoders from these weights: an exported trunk "
+        "(.safetensors) or a training checkpoint (optimiser and step start fresh; '' = random)",
+    )
     device: str = _opt("auto", "'cpu', 'cuda' or 'auto'")
     amp: bool = _opt(False, "mixed precision: CUDA float16 + loss scaling; CPU bfloat16")
     workers: int = _opt(0, "DataLoader worker processes")
@@ -125,4 +130,5 @@ RECIPE_FIELDS = [
     "preload_short_side",
     "amp",
     "seed",
+    "init",
 ]

@@ -93,6 +93,20 @@ class FCNet(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     @torch.no_grad()
+    def init_encoders(self, state: dict[str, torch.Tensor]) -> None:
+        """Load trunk weights (torchvision keys, as `export_trunk` writes them) into the online
+        encoder and copy it to the target. Only `layer4` may be missing (an exported trunk
+        stops at layer3); its random init stays. Any other missing or unknown key is an error."""
+        got = self.online_encoder.load_state_dict(state, strict=False)
+        missing = [k for k in got.missing_keys if not k.startswith("layer4.")]
+        if missing or got.unexpected_keys:
+            raise KeyError(
+                f"init weights do not fit the encoder: missing {missing}, "
+                f"unexpected {got.unexpected_keys}"
+            )
+        self.target_encoder.load_state_dict(self.online_encoder.state_dict())
+
+    @torch.no_grad()
     def update_target(self, momentum: float) -> None:
         """EMA of the parameters: `target = m * target + (1 - m) * online` (BN buffers not)."""
         for o, t in self._pairs():

@@ -52,6 +52,19 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device(kind)
 
 
+def init_state(path: str) -> dict[str, torch.Tensor]:
+    """Encoder weights (torchvision keys) from an exported trunk or a training checkpoint."""
+    from sfcprop.checkpoints import read_checkpoint
+
+    stored = read_checkpoint(path, namespace=False)
+    if isinstance(stored, dict) and isinstance(stored.get("model"), dict):  # a training run
+        prefix = "online_encoder."
+        return {k[len(prefix) :]: v for k, v in stored["model"].items() if k.startswith(prefix)}
+    if not isinstance(stored, dict):
+        raise KeyError(f"{path}: expected a dict of tensors, got {type(stored).__name__}")
+    return stored
+
+
 def _lr(cfg: TrainConfig, step: int) -> float:
     """The learning rate of 0-based `step`: linear warm-up, then constant or cosine to 0."""
     if cfg.warmup > 0 and step < cfg.warmup:
@@ -120,6 +133,8 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
     opt = torch.optim.Adam(net.online_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=scaled)
     step, losses = 0, []
+    if ckpt is None and cfg.init:
+        net.init_encoders(init_state(cfg.init))
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
