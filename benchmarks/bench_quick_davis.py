@@ -32,6 +32,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=12, help="frames per clip after subsampling")
     p.add_argument("--step", type=int, default=3, help="keep every step-th frame")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     args = p.parse_args()
 
     import sfcprop
@@ -47,7 +48,8 @@ def main() -> int:
         frames = list_images(root / "JPEGImages" / "480p" / seq)[:: args.step][: args.frames]
         masks = list_images(root / "Annotations" / "480p" / seq)[:: args.step][: args.frames]
         gt = [read_ids(m, binary=True) for m in masks]
-        out = sfcprop.propagate(frames, gt[0], net, preset="davis").ids.numpy()
+        out = sfcprop.propagate(frames, gt[0], net, preset="davis", device=args.device)
+        out = out.ids.numpy()
         j = np.mean([jaccard(out[t] > 0, gt[t] > 0) for t in range(1, len(frames))])
         f = np.mean([f_measure(out[t] > 0, gt[t] > 0) for t in range(1, len(frames))])
         js.append(j)

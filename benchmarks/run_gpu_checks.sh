@@ -2,6 +2,7 @@
 # The GPU checks in one run (a borrowed GPU is short-lived): the device-aware tests on CUDA
 # (golden fixtures, CPU/CUDA agreement, half precision), the speed table, and golden
 # agreement per precision. Each part has its own time limit; logs and JSON go to OUTDIR.
+# The training run is a second call: benchmarks/run_gpu_training.sh (its own carry folder).
 #
 #   SFCPROP_SHARED=/path/to/shared bash benchmarks/run_gpu_checks.sh OUTDIR
 #
