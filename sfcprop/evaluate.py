@@ -150,10 +150,14 @@ class Dist:
 
             dist.barrier()
 
-    def close(self) -> None:
+    def close(self, together: bool = True) -> None:
+        """End the process group; `together`: wait for every rank first (a rank that tears
+        gloo down while a peer is still sending can abort), skipped after an error."""
         if self.world > 1:
             import torch.distributed as dist
 
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -600,6 +604,7 @@ def _run(args: argparse.Namespace) -> int:
     """Check everything a run needs (settings, dataset, backbones), record the settings,
     then propagate what is missing and score."""
     dist, device = _setup(args.device)
+    ok = False
     try:
         if args.results is not None:
             results = Path(args.results)
@@ -614,9 +619,11 @@ def _run(args: argparse.Namespace) -> int:
             _record_config(results, config, dist)
         report = Path(args.out) if args.out else results
         run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
-        return run(args, reader, dist, results, model, report)
+        status = run(args, reader, dist, results, model, report)
+        ok = True
+        return status
     finally:
-        dist.close()
+        dist.close(together=ok)
 
 
 if __name__ == "__main__":
