@@ -123,9 +123,11 @@ def test_cycle_term_adds_its_weighted_loss_and_trains_the_trunk():
         TrainConfig(cycle_length=1)
 
 
-def test_a_short_run_with_both_options_resumes_exactly(video_root, tmp_path):
-    kw = dict(
-        image_root=str(video_root),
+def tiny(root, out_dir, **kw) -> TrainConfig:
+    """The contrastive trunk recipe at 32 px, batch 4, no checkpoints but the last."""
+    base = dict(
+        image_root=str(root),
+        out_dir=str(out_dir),
         img_size=32,
         batch_size=4,
         iterations=4,
@@ -135,14 +137,15 @@ def test_a_short_run_with_both_options_resumes_exactly(video_root, tmp_path):
         seed=1,
         dense_objective="infonce",
         dense_on="trunk",
-        jitter=0.4,
-        cycle_weight=1.0,
-        cycle_root=str(video_root),
-        cycle_batch=2,
     )
-    straight = train(TrainConfig(out_dir=str(tmp_path / "a"), **kw))
-    first = train(TrainConfig(out_dir=str(tmp_path / "b"), **kw), stop_at=2)
-    rest = train(TrainConfig(out_dir=str(tmp_path / "c"), resume=str(tmp_path / "b/last.pt"), **kw))
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_short_run_with_both_options_resumes_exactly(video_root, tmp_path):
+    kw = dict(jitter=0.4, cycle_weight=1.0, cycle_root=str(video_root), cycle_batch=2)
+    straight = train(tiny(video_root, tmp_path / "a", **kw))
+    first = train(tiny(video_root, tmp_path / "b", **kw), stop_at=2)
+    rest = train(tiny(video_root, tmp_path / "c", resume=str(tmp_path / "b/last.pt"), **kw))
     assert all(np.isfinite(straight)) and first + rest == straight
 
 
@@ -159,19 +162,9 @@ def test_init_starts_both_encoders_from_an_exported_trunk(video_root, tmp_path):
     from sfcprop.train import export_trunk
     from sfcprop.train.checkpoint import load_checkpoint
 
-    kw = dict(
-        image_root=str(video_root),
-        img_size=32,
-        batch_size=4,
-        threads=1,
-        save_every=0,
-        log_every=0,
-        dense_objective="infonce",
-        dense_on="trunk",
-    )
-    train(TrainConfig(out_dir=str(tmp_path / "a"), iterations=2, seed=1, **kw))
+    train(tiny(video_root, tmp_path / "a", iterations=2))
     trunk = export_trunk(tmp_path / "a/last.pt", tmp_path / "a.safetensors")
-    cfg = TrainConfig(out_dir=str(tmp_path / "b"), iterations=1, seed=2, init=str(trunk), **kw)
+    cfg = tiny(video_root, tmp_path / "b", iterations=1, seed=2, init=str(trunk))
     net = FCNet(dense_on="trunk")
     from sfcprop.train.trainer import init_state
 
