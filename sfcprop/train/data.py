@@ -76,6 +76,12 @@ def _load(path: Path, short_side: int) -> Image.Image:
     return img
 
 
+def _crop(img: Image.Image, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """`box` of `img` resized to `size x size` (PIL bilinear): float `[3, S, S]` in [0, 1]."""
+    crop = img.resize((size, size), Image.BILINEAR, box=box)
+    return torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
 def photometric(x: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
     """SimCLR-style colour change of one view `[3, S, S]` in [0, 1], drawn from `rng`.
 
@@ -132,10 +138,7 @@ class TwoViewDataset(Dataset):
         self, img: Image.Image, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x0, y0, x1, y1 = crop_box(rng, img.width, img.height, self.scale)
-        size = (self.img_size, self.img_size)
-        crop = img.resize(size, Image.BILINEAR, box=(x0, y0, x1, y1))
-        x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        x = photometric(x, rng, self.jitter)
+        x = photometric(_crop(img, (x0, y0, x1, y1), self.img_size), rng, self.jitter)
         box = torch.tensor([x0 / img.width, y0 / img.height, x1 / img.width, y1 / img.height])
         return (x - self.mean) / self.std, box
 
@@ -203,13 +206,8 @@ class ClipDataset(Dataset):
             frames = [_load(self.videos[v][k], 0) for k in span]
         rng = np.random.default_rng(crop_seed)
         box = crop_box(rng, frames[0].width, frames[0].height, self.scale)
-        size = (self.img_size, self.img_size)
-        out = []
-        for img in frames:
-            crop = img.resize(size, Image.BILINEAR, box=box)
-            x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
-            out.append((x - self.mean) / self.std)
-        return torch.stack(out)
+        clip = torch.stack([_crop(img, box, self.img_size) for img in frames])
+        return (clip - self.mean) / self.std
 
 
 class StepBatchSampler:

@@ -108,12 +108,11 @@ def _cycle_loss(f: torch.Tensor, temperature: float) -> torch.Tensor:
         torch.softmax(torch.bmm(f[:, i + 1], f[:, i].transpose(1, 2)) / temperature, dim=2)
         for i in range(k - 1)
     ]
-    losses, out = [], None
+    losses, out, back = [], fwd[0], bwd[0]
     for i in range(k - 1):
-        out = fwd[i] if out is None else torch.bmm(out, fwd[i])  # walk 0 -> i+1
-        back = bwd[i]
-        for j in range(i - 1, -1, -1):
-            back = torch.bmm(back, bwd[j])  # walk i+1 -> 0
+        if i:
+            out = torch.bmm(out, fwd[i])  # walk 0 -> i+1
+            back = torch.bmm(bwd[i], back)  # walk i+1 -> 0
         ret = torch.bmm(out, back).diagonal(dim1=1, dim2=2)  # [B, n]
         losses.append(-torch.log(ret.clamp_min(1e-20)).mean())
     return torch.stack(losses).mean()

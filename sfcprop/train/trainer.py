@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .config import RECIPE_FIELDS, TrainConfig
 from .data import ClipDataset, StepBatchSampler, TwoViewDataset
+from .export import PREFIX
 from .model import FCNet
 from .objectives import ema_momentum
 
@@ -58,8 +59,8 @@ def init_state(path: str) -> dict[str, torch.Tensor]:
 
     stored = read_checkpoint(path, namespace=False)
     if isinstance(stored, dict) and isinstance(stored.get("model"), dict):  # a training run
-        prefix = "online_encoder."
-        return {k[len(prefix) :]: v for k, v in stored["model"].items() if k.startswith(prefix)}
+        model = stored["model"]
+        return {k[len(PREFIX) :]: v for k, v in model.items() if k.startswith(PREFIX)}
     if not isinstance(stored, dict):
         raise KeyError(f"{path}: expected a dict of tensors, got {type(stored).__name__}")
     return stored
@@ -156,13 +157,16 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
     )
     per_rank = cfg.batch_size // dinfo.world_size
     batches = StepBatchSampler(data, per_rank, cfg.seed, step, dinfo.rank, dinfo.world_size)
-    loader = DataLoader(
-        data,
-        batch_sampler=batches,
-        num_workers=cfg.workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.workers > 0,
-    )
+
+    def loader(dataset, batch_sampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=cfg.workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=cfg.workers > 0,
+        )
+
     clip_iter = None
     if cfg.cycle_weight > 0:
         clips = ClipDataset(
@@ -176,7 +180,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         clip_batches = StepBatchSampler(
             clips, per_rank_clips, cfg.seed + 1, step, dinfo.rank, dinfo.world_size
         )
-        clip_iter = iter(DataLoader(clips, batch_sampler=clip_batches, num_workers=0))
+        clip_iter = iter(loader(clips, clip_batches))
     end = cfg.iterations if stop_at is None else min(stop_at, cfg.iterations)
     main = dinfo.rank == 0
     out = Path(cfg.out_dir)
@@ -201,7 +205,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
     run_losses: list[float] = []
     bar = tqdm(total=end, initial=step, disable=not main, dynamic_ncols=True, mininterval=2.0)
     net.train()
-    t0, it = time.time(), iter(loader)
+    t0, it = time.time(), iter(loader(data, batches))
     while step < end:
         v1, v2, b1, b2 = (t.to(device, non_blocking=True) for t in next(it))
         for g in opt.param_groups:
