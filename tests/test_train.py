@@ -329,3 +329,79 @@ def test_cli_help_and_export(short_run, tmp_path, capsys):
     out = tmp_path / "cli.safetensors"
     assert main(["--export", f"{cfg.out_dir}/last.pt", str(out), "--meta", "k=v"]) == 0
     assert len(load_file(out)) == 90
+
+
+def test_export_of_the_target_encoder_writes_the_ema_weights(short_run, tmp_path):
+    cfg, _ = short_run
+    out = export_trunk(f"{cfg.out_dir}/last.pt", tmp_path / "t.safetensors", encoder="target")
+    model = load_checkpoint(f"{cfg.out_dir}/last.pt")["model"]
+    sd = load_file(out)
+    key = "layer2.0.conv1.weight"
+    assert torch.equal(sd[key], model[f"target_encoder.{key}"].half())
+    assert not torch.equal(sd[key], model[f"online_encoder.{key}"].half())  # EMA lags
+    with safe_open(out, "pt") as f:
+        assert f.metadata()["encoder"].startswith("target")
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        export_trunk(f"{cfg.out_dir}/last.pt", tmp_path / "x.safetensors", encoder="ema")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_bn_recalibration_matches_per_image_statistics(short_run, image_root):
+    from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
+    from sfcprop.train.batchnorm import pick_images, recalibrate_bn
+    from sfcprop.train.export import trunk_state_dict
+
+    cfg, _ = short_run
+    state = trunk_state_dict(load_checkpoint(f"{cfg.out_dir}/last.pt")["model"])
+    images = pick_images(image_root, 3)
+    assert images == pick_images(image_root, 3) and len(pick_images(image_root, 99)) == 8
+    new = recalibrate_bn(state, images, short_side=40)
+    assert set(new) == set(state) and all(new[k].dtype == state[k].dtype for k in state)
+    assert all(
+        torch.equal(new[k], state[k]) for k in state if "running" not in k and "num" not in k
+    )
+    # bn1 follows conv1 directly: its statistics are those of conv1's output, by hand
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    means, variances = [], []
+    for path in images:
+        img = Image.open(path).convert("RGB")
+        s = 40 / min(img.size)
+        img = img.resize((round(img.width * s), round(img.height * s)), Image.BILINEAR)
+        x = (torch.from_numpy(np.asarray(img, np.float32) / 255).permute(2, 0, 1) - mean) / std
+        y = F.conv2d(x[None], state["conv1.weight"].float(), stride=2, padding=3)[0]
+        means.append(y.mean((1, 2)))
+        variances.append(y.flatten(1).var(1, unbiased=True))
+    torch.testing.assert_close(
+        new["bn1.running_mean"].float(),
+        torch.stack(means).mean(0).half().float(),
+        atol=2e-3,
+        rtol=2e-3,
+    )
+    torch.testing.assert_close(
+        new["bn1.running_var"].float(),
+        torch.stack(variances).mean(0).half().float(),
+        atol=2e-3,
+        rtol=2e-3,
+    )
+    assert int(new["bn1.num_batches_tracked"]) == 3
+    with pytest.raises(ValueError, match="count must be positive"):
+        pick_images(image_root, 0)
+
+
+def test_cli_export_with_bn_statistics(short_run, image_root, tmp_path):
+    cfg, _ = short_run
+    out = tmp_path / "bn.safetensors"
+    args = ["--export", f"{cfg.out_dir}/last.pt", str(out), "--export-encoder", "target"]
+    assert (
+        main([*args, "--bn-root", str(image_root), "--bn-count", "2", "--bn-short-side", "40"]) == 0
+    )
+    with safe_open(out, "pt") as f:
+        meta = f.metadata()
+    assert meta["bn_statistics"] == "recomputed on 2 whole training images at short side 40"
+    plain = export_trunk(f"{cfg.out_dir}/last.pt", tmp_path / "plain.safetensors", encoder="target")
+    a, b = load_file(out), load_file(plain)
+    assert torch.equal(a["conv1.weight"], b["conv1.weight"])
+    assert not torch.equal(a["bn1.running_mean"], b["bn1.running_mean"])
+    with pytest.raises(SystemExit):
+        main([*args, "--bn-root", str(image_root), "--bn-count", "0"])

@@ -179,3 +179,33 @@ def test_init_starts_both_encoders_from_an_exported_trunk(video_root, tmp_path):
     assert not torch.equal(b[w], a[w].half().float())
     with pytest.raises(KeyError, match="do not fit"):
         net.init_encoders({"conv1.weight": a[w], "nope": a[w]})
+
+
+def test_hflip_mirrors_both_views_of_an_item_and_nothing_else(video_root):
+    from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
+    from sfcprop.train.data import _crop
+
+    path = sorted((video_root / "a").glob("*.png"))[0]
+    img = Image.open(path).convert("RGB")
+    W, H = img.size
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    flipped = TwoViewDataset(path.parent, 24, hflip=True)
+    plain = TwoViewDataset(path.parent, 24)
+
+    def crop(box: torch.Tensor, mirror: bool) -> torch.Tensor:
+        x0, y0, x1, y1 = (box * torch.tensor([W, H, W, H])).round().int().tolist()
+        if mirror:  # the mirrored box of the original image, its crop flipped back
+            return (_crop(img, (W - x1, y0, W - x0, y1), 24).flip(-1) - mean) / std
+        return (_crop(img, (x0, y0, x1, y1), 24) - mean) / std
+
+    mirrored = 0
+    for seed in range(12):
+        v1, v2, b1, b2 = flipped[(0, seed)]
+        m1 = torch.allclose(v1, crop(b1, True), atol=0.05)
+        assert m1 != torch.allclose(v1, crop(b1, False), atol=0.05)
+        assert torch.allclose(v2, crop(b2, m1), atol=0.05)  # the same mirror for both views
+        mirrored += int(m1)
+        p1, _, c1, _ = plain[(0, seed)]
+        assert torch.allclose(p1, crop(c1, False), atol=0.05)  # without hflip: never mirrored
+    assert 2 <= mirrored <= 10  # probability 0.5

@@ -6,8 +6,9 @@ import argparse
 import sys
 from dataclasses import MISSING, fields
 
+from .batchnorm import pick_images
 from .config import TrainConfig
-from .export import export_trunk
+from .export import ENCODERS, export_trunk
 
 MODULE_PROG = "python -m sfcprop.train"
 COMMAND_PROG = "sfcprop train-fc"  # the subcommand of the `sfcprop` command
@@ -27,6 +28,9 @@ examples:
   torchrun --nproc-per-node 4 -m sfcprop.train --image-root data/frames --amp
   # export the inference trunk (online encoder up to layer3, float16 safetensors)
   %(prog)s --export runs/fc/last.pt weights/fc.safetensors --meta data=my-frames
+  # as the shipped model: the EMA encoder, BN statistics of 150 whole frames at 480 px
+  %(prog)s --export runs/fc/last.pt weights/fc.safetensors --export-encoder target \\
+      --bn-root data/frames --bn-count 150
 """
 
 
@@ -65,6 +69,27 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--meta", action="append", default=[], metavar="KEY=VALUE", help="export metadata"
     )
+    p.add_argument(
+        "--export-encoder",
+        choices=ENCODERS,
+        default="online",
+        help="which encoder --export writes: the trained one or its EMA (default: %(default)s)",
+    )
+    p.add_argument(
+        "--bn-root",
+        default=None,
+        metavar="FOLDER",
+        help="with --export: recompute BN statistics on whole images from FOLDER (recursive)",
+    )
+    p.add_argument(
+        "--bn-count", type=int, default=150, help="images for --bn-root (default: %(default)s)"
+    )
+    p.add_argument(
+        "--bn-short-side",
+        type=int,
+        default=480,
+        help="short side the --bn-root images are resized to (default: %(default)s)",
+    )
     return p
 
 
@@ -80,7 +105,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if not sep:
                 parser.error(f"--meta expects KEY=VALUE, got {item!r}")
             meta[key] = value
-        path = export_trunk(args.export[0], args.export[1], meta)
+        if args.bn_count <= 0 or args.bn_short_side <= 0:
+            parser.error("--bn-count and --bn-short-side must be positive")
+        images = pick_images(args.bn_root, args.bn_count) if args.bn_root else []
+        path = export_trunk(
+            args.export[0], args.export[1], meta, args.export_encoder, images, args.bn_short_side
+        )
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return 0
     if not args.image_root:

@@ -49,6 +49,9 @@ class TrainConfig:
     jitter: float = _opt(
         0.0, "colour jitter strength of each view (0 = none, as released; see data.photometric)"
     )
+    hflip: bool = _opt(
+        False, "mirror each image (both views) with probability 0.5 (False = never, as released)"
+    )
     cycle_weight: float = _opt(
         0.0, "weight of the temporal cycle term on clips of cycle_root (0 = off, as released)"
     )
@@ -122,6 +125,7 @@ RECIPE_FIELDS = [
     "proj_dim",
     "byol_weight",
     "jitter",
+    "hflip",
     "cycle_weight",
     "cycle_batch",
     "cycle_length",

@@ -109,8 +109,9 @@ class TwoViewDataset(Dataset):
     """Items are `(image_index, crop_seed)`; each gives two views and their normalised boxes.
 
     Returns `(view1, view2, box1, box2)`: views `[3, S, S]` float, ImageNet mean/std normalised;
-    boxes `[4]` = `(x0, y0, x1, y1)` divided by the image width / height. No flip; colour jitter
-    only with `jitter > 0` (`photometric`, drawn independently for each view).
+    boxes `[4]` = `(x0, y0, x1, y1)` divided by the image width / height. With `hflip`, the
+    image is mirrored (for both views) with probability 0.5 before cropping; colour jitter only
+    with `jitter > 0` (`photometric`, drawn independently for each view).
     `preload_short_side > 0` decodes every image once, resized to that short side, into memory.
     """
 
@@ -121,10 +122,11 @@ class TwoViewDataset(Dataset):
         scale: tuple[float, float] = (0.0, 1.0),
         preload_short_side: int = 0,
         jitter: float = 0.0,
+        hflip: bool = False,
     ) -> None:
         self.paths = list_images(root)
         self.img_size, self.scale, self.short_side = img_size, scale, preload_short_side
-        self.jitter = jitter
+        self.jitter, self.hflip = jitter, hflip
         self.cache = (
             [_load(p, preload_short_side) for p in self.paths] if preload_short_side else None
         )
@@ -146,6 +148,8 @@ class TwoViewDataset(Dataset):
         index, crop_seed = item
         img = self.cache[index] if self.cache is not None else _load(self.paths[index], 0)
         rng = np.random.default_rng(crop_seed)
+        if self.hflip and rng.random() < 0.5:  # drawn only with hflip: other runs keep their crops
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         v1, b1 = self._view(img, rng)
         v2, b2 = self._view(img, rng)
         return v1, v2, b1, b2

@@ -1,8 +1,9 @@
-"""Export an FC checkpoint's inference trunk: online encoder up to layer3, float16 safetensors."""
+"""Export an FC checkpoint's inference trunk: an encoder up to layer3, float16 safetensors."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -10,21 +11,30 @@ from safetensors.torch import save
 
 from sfcprop.backbones.resnet import resnet18
 
+from .batchnorm import recalibrate_bn
 from .checkpoint import load_checkpoint
 
 PREFIX = "online_encoder."
+ENCODERS = ("online", "target")
 
 
-def trunk_state_dict(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`online_encoder.*` without `layer4`, renamed to torchvision keys, floats as float16.
+def trunk_state_dict(
+    model_state: dict[str, torch.Tensor], encoder: str = "online"
+) -> dict[str, torch.Tensor]:
+    """`{encoder}_encoder.*` without `layer4`, renamed to torchvision keys, floats as float16.
 
-    Checks that the keys are exactly those of `sfcprop.backbones.resnet18().state_dict()` (90 for
-    ResNet-18: weights, BN running stats and `num_batches_tracked`).
+    `encoder`: "online" (the trained network) or "target" (its EMA, BN statistics from its own
+    forward passes). Checks that the keys are exactly those of
+    `sfcprop.backbones.resnet18().state_dict()` (90 for ResNet-18: weights, BN running stats
+    and `num_batches_tracked`).
     """
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    prefix = f"{encoder}_encoder."
     out = {
-        k[len(PREFIX) :]: v.detach().cpu()
+        k[len(prefix) :]: v.detach().cpu()
         for k, v in model_state.items()
-        if k.startswith(PREFIX) and not k.startswith(PREFIX + "layer4.")
+        if k.startswith(prefix) and not k.startswith(prefix + "layer4.")
     }
     expected = set(resnet18().state_dict())
     if set(out) != expected:
@@ -46,6 +56,8 @@ def recipe_name(cfg: dict) -> str:
     extras = ""
     if cfg.get("jitter", 0) > 0:
         extras += f", colour jitter {cfg['jitter']:g}"
+    if cfg.get("hflip", False):
+        extras += ", horizontal flips"
     if cfg.get("cycle_weight", 0) > 0:
         extras += f", temporal cycle term x{cfg['cycle_weight']:g}"
     return f"FC variant (not the paper's loss): {loss} {where}, EMA target{extras}"
@@ -55,15 +67,25 @@ def export_trunk(
     checkpoint_path: str | Path,
     out_path: str | Path,
     metadata: dict[str, str] | None = None,
+    encoder: str = "online",
+    bn_images: Sequence[str | Path] = (),
+    bn_short_side: int = 480,
 ) -> Path:
     """Write the trunk of `checkpoint_path` to `out_path` (safetensors, float16); return the path.
 
+    `encoder`: "online" or "target" (the EMA network). With `bn_images`, the BN running
+    statistics are recomputed on those whole images at `bn_short_side` (`recalibrate_bn`).
     Metadata (all strings): `format`, `arch`, `recipe`, `iterations` (steps trained),
-    `normalization` and the training `config` as JSON, updated with `metadata`.
-    Load with `resnet18().load_state_dict(safetensors.torch.load_file(out_path))`.
+    `encoder`, `bn_statistics`, `normalization` and the training `config` as JSON, updated
+    with `metadata`. Load with `resnet18().load_state_dict(safetensors.torch.load_file(out_path))`.
     """
     ckpt = load_checkpoint(checkpoint_path)
-    tensors = trunk_state_dict(ckpt["model"])
+    tensors = trunk_state_dict(ckpt["model"], encoder)
+    if bn_images:
+        tensors = recalibrate_bn(tensors, bn_images, bn_short_side)
+        bn = f"recomputed on {len(bn_images)} whole training images at short side {bn_short_side}"
+    else:
+        bn = "from training (running averages over the crops)"
     cfg = ckpt.get("config", {})
     meta = {
         "format": "sfcprop-trunk-v1",
@@ -71,6 +93,8 @@ def export_trunk(
         "layers": "conv1..layer3, layer3 at stride 1 (stride-8 map, 256 channels)",
         "recipe": recipe_name(cfg),
         "iterations": str(int(ckpt["step"])),
+        "encoder": "target (EMA of the online encoder)" if encoder == "target" else "online",
+        "bn_statistics": bn,
         "normalization": "ImageNet mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)",
         "dtype": "float16",
         "config": json.dumps(cfg, sort_keys=True),

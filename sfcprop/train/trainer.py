@@ -154,6 +154,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> list[float]:
         (cfg.min_scale, cfg.max_scale),
         cfg.preload_short_side,
         cfg.jitter,
+        cfg.hflip,
     )
     per_rank = cfg.batch_size // dinfo.world_size
     batches = StepBatchSampler(data, per_rank, cfg.seed, step, dinfo.rank, dinfo.world_size)
