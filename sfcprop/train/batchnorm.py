@@ -17,7 +17,7 @@ from torch import nn
 from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
 from sfcprop.backbones.resnet import resnet18
 
-from .data import _load, list_images
+from .data import _load, _to_tensor, list_images
 
 
 def pick_images(root: str | Path, count: int, seed: int = 0) -> list[Path]:
@@ -51,8 +51,7 @@ def recalibrate_bn(
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     for path in images:
-        img = _load(Path(path), short_side)
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        x = _to_tensor(_load(Path(path), short_side))
         net(((x - mean) / std)[None])  # [1, 3, H, W]
     out = net.state_dict()
     return {

@@ -6,6 +6,8 @@ import argparse
 import sys
 from dataclasses import MISSING, fields
 
+import torch
+
 from .batchnorm import pick_images
 from .config import TrainConfig
 from .export import ENCODERS, export_trunk
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             meta[key] = value
         if args.bn_count <= 0 or args.bn_short_side <= 0:
             parser.error("--bn-count and --bn-short-side must be positive")
+        if args.threads > 0:  # the BN pass is the slow part of an export
+            torch.set_num_threads(args.threads)
         images = pick_images(args.bn_root, args.bn_count) if args.bn_root else []
         path = export_trunk(
             args.export[0], args.export[1], meta, args.export_encoder, images, args.bn_short_side

@@ -76,10 +76,14 @@ def _load(path: Path, short_side: int) -> Image.Image:
     return img
 
 
+def _to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB `img` as float `[3, H, W]` in [0, 1]."""
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
 def _crop(img: Image.Image, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
     """`box` of `img` resized to `size x size` (PIL bilinear): float `[3, S, S]` in [0, 1]."""
-    crop = img.resize((size, size), Image.BILINEAR, box=box)
-    return torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return _to_tensor(img.resize((size, size), Image.BILINEAR, box=box))
 
 
 def photometric(x: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
