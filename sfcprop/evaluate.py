@@ -26,6 +26,7 @@ included) from one confusion matrix over every annotated frame but each video's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -56,7 +57,8 @@ EPILOG = """examples:
   torchrun --nproc_per_node 4 -m sfcprop.evaluate davis --root DAVIS --backbone fc \\
       --out runs/davis-fc --device cuda
 
-Runs on the CPU unless --device says otherwise. A rerun into the same --out skips the
+Runs on the CPU unless --device says otherwise. A second run into an --out that another
+is writing fails at once. A rerun into the same --out skips the
 finished sequences (its settings must match those of sfcprop-eval.json there, written
 once the backbone, the root and the sequences were found). Exit codes: 0 ok, 1 bad input
 or failed run, 2 usage."""
@@ -605,25 +607,33 @@ def _run(args: argparse.Namespace) -> int:
     then propagate what is missing and score."""
     dist, device = _setup(args.device)
     ok = False
-    try:
-        if args.results is not None:
-            results = Path(args.results)
-            if not results.is_dir():
-                raise FileNotFoundError(f"missing results folder: {results}")
-            reader, model = _reader(args), None
-        else:
-            results, config = Path(args.out), _config(args)
-            _check_config(results, config)
-            reader = _reader(args)
-            model = _model(args, device)
-            _record_config(results, config, dist)
-        report = Path(args.out) if args.out else results
-        run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
-        status = run(args, reader, dist, results, model, report)
-        ok = True
-        return status
-    finally:
-        dist.close(together=ok)
+    with contextlib.ExitStack() as stack:
+        if args.out is not None and dist.rank == 0:  # one run at a time into --out
+            stack.enter_context(runs.locked(args.out))
+        try:
+            status = _run_locked(args, dist, device)
+            ok = True
+            return status
+        finally:
+            dist.close(together=ok)
+
+
+def _run_locked(args: argparse.Namespace, dist: Dist, device: torch.device) -> int:
+    """`_run`'s work, with --out locked."""
+    if args.results is not None:
+        results = Path(args.results)
+        if not results.is_dir():
+            raise FileNotFoundError(f"missing results folder: {results}")
+        reader, model = _reader(args), None
+    else:
+        results, config = Path(args.out), _config(args)
+        _check_config(results, config)
+        reader = _reader(args)
+        model = _model(args, device)
+        _record_config(results, config, dist)
+    report = Path(args.out) if args.out else results
+    run = {"davis": _run_davis, "jhmdb": _run_jhmdb, "vip": _run_vip}[args.task]
+    return run(args, reader, dist, results, model, report)
 
 
 if __name__ == "__main__":

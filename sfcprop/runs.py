@@ -47,8 +47,9 @@ def _owner() -> str:
 def locked(out: str | os.PathLike) -> Iterator[Path]:
     """Hold the lock of output folder `out` while the block runs (OutputBusyError at
     once when another run holds it); yields `out` as an absolute Path. Parent folders
-    made for it are removed again when the block fails; what killed runs left beside it
-    is removed first."""
+    made for it are removed again when the block fails before `out` exists (a run that
+    wrote part of `out`, to resume, keeps it); what killed runs left beside it is
+    removed first."""
     out = Path(out).resolve()
     made = next((p for p in reversed(out.parents) if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,7 @@ def locked(out: str | os.PathLike) -> Iterator[Path]:
             lock.unlink(missing_ok=True)
             os.close(fd)
     except BaseException:
-        if made is not None:
+        if made is not None and not out.exists():
             shutil.rmtree(made, ignore_errors=True)
         raise
 

@@ -248,6 +248,25 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, stub_model, capsys
     assert evaluate.main([*argv, "--backbone", "one", "--max-frames", "3"]) == 0  # same setup
 
 
+def test_a_second_run_into_the_same_out_fails_at_once(tmp_path, monkeypatch, stub_model, capsys):
+    import sfcprop.propagation
+    from sfcprop import runs
+
+    root = tiny_davis(tmp_path / "D", seqs=("a",))
+    out = tmp_path / "res" / "o"
+    argv = ["davis", "--root", str(root), "--backbone", "net", "--out", str(out), "--quiet"]
+    calls = Calls()
+    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    with runs.locked(out):
+        assert evaluate.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.splitlines() == [err.strip()] and "is being written by another" in err
+        assert calls.names == [] and not out.exists()
+    assert os.listdir(tmp_path / "res") == []  # the refused run left nothing, not even a lock
+    assert evaluate.main(argv) == 0 and calls.names == ["a"]
+    assert sorted(os.listdir(tmp_path / "res")) == ["o"]
+
+
 def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
     """A typo in --backbone, a bad --root or an unknown sequence fails before anything is
     written, so that the corrected rerun into the same --out is not refused."""
