@@ -47,7 +47,9 @@ class Config:
     radius: float = _f(12.0, "short-term neighbourhood, feature cells (strict)")
     temperature: float = _f(0.05, "softmax temperature")
     lam: float | None = _f(None, "weight of the fine-grained backbone when two are fused")
-    size: tuple[int, int] | None = _f(None, "resize frames to exactly HxW before the backbone")
+    size: tuple[int, int] | None = _f(
+        None, "resize frames to exactly HxW (or N: NxN) before the backbone"
+    )
     short_side: int | None = _f(
         None, "resize frames to this shorter side before the backbone (aspect kept)"
     )
@@ -205,10 +207,14 @@ def get_preset(name: str | Config, **overrides: Any) -> Config:
 
 
 def _size(text: str) -> tuple[int, int]:
+    """`HxW`, or `N` for a square."""
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
+        parts = [int(v) for v in text.lower().split("x")]
+        h, w = parts * 2 if len(parts) == 1 else parts
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 320x320, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected HxW such as 320x320 (or N for NxN), got {text!r}"
+        ) from None
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return h, w

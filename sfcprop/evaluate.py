@@ -45,7 +45,6 @@ from .config import Config, add_arguments
 
 TASKS = ("davis", "jhmdb", "vip")
 CONFIG_FILE = "sfcprop-eval.json"
-JHMDB_SIZE, VIP_SIZE = 320, 560  # CRW's square frames (spec section 5)
 
 EPILOG = """examples:
   sfcprop eval davis --root DAVIS --backbone fc --out runs/davis-fc
@@ -87,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="davis/vip: split name (val); jhmdb: a split list file")
     p.add_argument("--max-frames", type=int, help="only the first N frames (smoke tests)")
     p.add_argument("--bn-warmup", action="store_true", help="SFC's BatchNorm warm-up quirk")
-    add_arguments(p, skip=("device", "size", "short_side", "max_memory"))
+    add_arguments(p, skip=("device", "max_memory"))
     g = p.add_argument_group("davis")
     g.add_argument("--year", choices=("auto", "2016", "2017"), default="auto")
     g.add_argument(
@@ -96,11 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="binary",
         help="DAVIS-2016 folders: propagate the binary mask or Annotations2017first",
     )
-    g = p.add_argument_group("jhmdb / vip")
-    g.add_argument(
-        "--size", type=int, help="jhmdb / vip: square frame size (default: preset, 320 / 560)"
-    )
-    g.add_argument("--short-side", type=int, help="vip: short side instead of the square")
+    g = p.add_argument_group("vip")
     g.add_argument("--classes", type=int, default=20, help="vip: classes incl. background")
     g.add_argument(
         "--vip-label-quirk",
@@ -267,26 +262,33 @@ def _model(args: argparse.Namespace, device: torch.device) -> _Model:
     def get(name: str | None):
         return None if name is None else load(name, sfc_bn_warmup=args.bn_warmup, device=device)
 
-    preset = args.preset or (args.task if args.semantic is None else f"{args.task}-sfc")
-    names = ("topk", "context", "radius", "temperature", "lam", "resize")
-    params = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    params["precision"] = args.precision or "float32"
     quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
+    preset, params = _settings(args)
     return _Model(get(args.backbone), get(args.semantic), preset, params, device, quiet)
 
 
-def _protocol(model: _Model, **resize) -> Config:
-    """The run's `Config`: the model's preset and overrides, on its device, with `resize`
-    (size / short_side) where given; frames resized as CRW does (float, no antialiasing)
-    unless --resize says otherwise."""
+def _settings(args: argparse.Namespace) -> tuple[str, dict]:
+    """The preset's name and the `Config` overrides the flags give."""
+    preset = args.preset or (args.task if args.semantic is None else f"{args.task}-sfc")
+    names = ("topk", "context", "radius", "temperature", "lam", "resize", "size", "short_side")
+    params = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    params["precision"] = args.precision or "float32"
+    return preset, params
+
+
+def _protocol(model: _Model) -> Config:
+    """The run's `Config`: the model's preset and overrides (jhmdb / vip presets: square
+    frames of 320 / 560 unless --size or --short-side say otherwise), on its device; frames
+    resized as CRW does (float, no antialiasing) unless --resize says otherwise."""
     params = {"resize": "float", **model.params}
-    return Config.preset(model.preset, device=str(model.device), **params, **resize)
+    return Config.preset(model.preset, device=str(model.device), **params)
 
 
 def _config(args: argparse.Namespace) -> dict:
     keys = ("task", "backbone", "semantic", "preset", "bn_warmup", "topk", "context", "radius")
     keys += ("temperature", "lam", "year", "first_mask", "size", "short_side")
     config = {k: getattr(args, k) for k in keys}
+    config["size"] = None if args.size is None else list(args.size)  # as JSON reads it back
     if args.resize is not None:  # (folders written before this option have none)
         config["resize"] = args.resize
     if getattr(args, "vip_label_quirk", False):
@@ -413,16 +415,13 @@ def _object_key(names: Sequence[str]) -> Callable[[str], tuple[int, int]]:
 # --------------------------------------------------------------------------- JHMDB
 
 
-def _propagate_jhmdb(
-    seq: datasets.KeypointSequence, out: Path, n: int, model: _Model, size: int | None
-):
+def _propagate_jhmdb(seq: datasets.KeypointSequence, out: Path, n: int, model: _Model):
     from .io import read_image
     from .propagation import propagate_soft
 
     first = read_image(seq.frames[0])
     hw = tuple(first.shape[1:])
-    side = size or JHMDB_SIZE
-    config = _protocol(model, size=(side, side))
+    config = _protocol(model)
     grid = keypoints.grid_size(config.encoded_size(*hw))
     first_soft = keypoints.encode_keypoints(seq.first_keypoints, hw, grid)
     soft = propagate_soft(
@@ -464,7 +463,7 @@ def _run_jhmdb(args, reader, dist: Dist, results: Path, model: _Model | None, re
         seq = reader[name]
         n = _frames(seq, args.max_frames)
         if model is not None and not _complete(results / name, ["keypoints.npz"]):
-            _propagate_jhmdb(seq, results, n, model, args.size)
+            _propagate_jhmdb(seq, results, n, model)
         pred = read_keypoint_results(results, seq, n)
         pairs[name] = (pred[1:n], seq.keypoints[1:n])
     gathered = dist.gather(pairs)
@@ -504,9 +503,7 @@ def _propagate_vip(seq: datasets.MaskSequence, out: Path, n: int, model: _Model,
 
     ids0, palette = seq.read_first()
     hw = ids0.shape
-    side = args.size or (None if args.short_side else VIP_SIZE)
-    size = (side, side) if side else None
-    config = _protocol(model, size=size, short_side=args.short_side)
+    config = _protocol(model)
     frames = [read_image(p) for p in seq.frames[:n]]  # resized by the propagator (CRW's policy)
     if args.vip_label_quirk:  # the label image resized bilinearly (CRW's cv2.resize quirk)
         from .codecs import MaskCodec

@@ -98,6 +98,9 @@ def test_cli_flags_are_generated_from_the_fields():
     cfg = from_args(args, "jhmdb")
     assert (cfg.radius, cfg.size, cfg.precision, cfg.topk) == (4.0, (32, 48), "bfloat16", 10)
     assert from_args(p.parse_args(["--max-memory", "1GiB"]), "davis").max_memory == 1 << 30
+    assert from_args(p.parse_args(["--size", "40"]), "davis").size == (40, 40)  # N: a square
+    with pytest.raises(SystemExit):
+        p.parse_args(["--size", "40x"])
 
 
 def test_float_resize_matches_a_float64_computation():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 
 from sfcprop import datasets, evaluate, keypoints
+from sfcprop.config import Config
 
 DATA = datasets.data_root()
 GOLDEN = DATA.parent / "golden" if DATA is not None else None
@@ -172,7 +174,7 @@ def stub_model(monkeypatch):
     pytest.importorskip("sfcprop.propagation")
 
     def fake_model(args, device):
-        return evaluate._Model("net", None, "davis", {}, torch.device("cpu"), True)
+        return evaluate._Model("net", None, *evaluate._settings(args), torch.device("cpu"), True)
 
     monkeypatch.setattr(evaluate, "_model", fake_model)
 
@@ -265,6 +267,39 @@ def test_a_second_run_into_the_same_out_fails_at_once(tmp_path, monkeypatch, stu
     assert os.listdir(tmp_path / "res") == []  # the refused run left nothing, not even a lock
     assert evaluate.main(argv) == 0 and calls.names == ["a"]
     assert sorted(os.listdir(tmp_path / "res")) == ["o"]
+
+
+def test_resize_flags_reach_every_task(tmp_path, monkeypatch, stub_model):
+    """--size (HxW or N) and --short-side are the Config's flags for every task; the
+    jhmdb / vip presets keep their squares when neither is given."""
+    import sfcprop.propagation
+
+    seen = []
+
+    def propagate(frames, first_mask, backbone, semantic=None, **kw):
+        seen.append(kw["preset"])
+        return stub_propagate(Calls())(frames, first_mask, backbone, **kw)
+
+    monkeypatch.setattr(sfcprop.propagation, "propagate", propagate)
+    root = tiny_davis(tmp_path / "D", seqs=("a",))
+    for i, flags in enumerate(([], ["--short-side", "8"], ["--size", "8"], ["--size", "8x4"])):
+        argv = ["davis", "--root", str(root), "--backbone", "n", "--out", str(tmp_path / str(i))]
+        assert evaluate.main([*argv, "--quiet", *flags]) == 0
+    assert [c.encoded_size(16, 24) for c in seen] == [(16, 24), (8, 12), (8, 8), (8, 4)]
+    saved = json.loads((tmp_path / "3" / evaluate.CONFIG_FILE).read_text())
+    assert saved["size"] == [8, 4] and saved["short_side"] is None
+    argv = ["davis", "--root", str(root), "--backbone", "n", "--out", str(tmp_path / "3")]
+    assert evaluate.main([*argv, "--quiet", "--size", "8x4"]) == 0  # the same settings: resumes
+    assert evaluate.main([*argv, "--quiet", "--size", "8"]) == 1  # other settings: refused
+
+    def config(*argv):
+        preset, params = evaluate._settings(evaluate.build_parser().parse_args(argv))
+        return Config.preset(preset, **params)
+
+    assert config("vip", "--root", "r").size == (560, 560)
+    assert config("jhmdb", "--root", "r").size == (320, 320)
+    cfg = config("jhmdb", "--root", "r", "--short-side", "100")
+    assert cfg.size is None and cfg.encoded_size(240, 320) == (100, 133)
 
 
 def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
