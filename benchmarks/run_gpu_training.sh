@@ -5,9 +5,11 @@
 # Here, first (CPU, a minute): python benchmarks/prepare_gpu_training.py   # -> .gpu-train/
 # Then, on the device, with `.gpu-train` carried:
 #   bash benchmarks/run_gpu_training.sh "$OUT"
-# It trains E1's contrastive trunk recipe (weights/MODEL_CARD.md) at the paper's crop size:
-# 256 px crops, batch 32, `--amp` (float16 + loss scaling on CUDA), ITERS steps or T_TRAIN
-# seconds, whichever ends first (a checkpoint every 100 steps; the last one is exported).
+# It trains the shipped model's contrastive trunk recipe (TQ1, weights/MODEL_CARD.md) at the
+# paper's crop size: 256 px crops, batch 32, `--amp` (float16 + loss scaling on CUDA), ITERS
+# steps or T_TRAIN seconds, whichever ends first (a checkpoint every 100 steps). The last one
+# (seed 0) is exported as the shipped file was made: EMA target encoder, BN statistics recomputed on 150
+# training images at 480 px (here the prepared 320 px copies, upsampled by the BN pass).
 # Everything it writes goes to OUTDIR, at most 8 files (the device's limit):
 #   machine.txt, train.txt, loss.csv, fc-gpu.safetensors, proxy.txt, demo.txt
 #   DEVICE=cpu T_TRAIN=20 ITERS=4 IMG=64 BATCH=4 bash benchmarks/run_gpu_training.sh /tmp/dry
@@ -29,11 +31,13 @@ echo "== training on $device for at most ${T_TRAIN:-300} s"
 timeout "${T_TRAIN:-300}" "$py" -m sfcprop.train --image-root "$data/pretrain" --out-dir "$run" \
   --device "$device" --img-size "${IMG:-256}" --batch-size "${BATCH:-32}" \
   --iterations "${ITERS:-3000}" --lr 1e-3 --amp --preload-short-side 320 \
-  --dense-objective infonce --dense-on trunk --batch-negatives --workers "${WORKERS:-8}" \
+  --dense-objective infonce --dense-on trunk --batch-negatives --pos-radius 0.35 \
+  --temperature 0.05 --workers "${WORKERS:-8}" \
   --save-every 100 --log-every 50 --seed 0 2>&1 | tr '\r' '\n' | grep -v '%|' \
   | tee "$out/train.txt"
 cp "$run/loss.csv" "$out/loss.csv" || true
 "$py" -m sfcprop.train --export "$run/last.pt" "$out/fc-gpu.safetensors" \
+  --export-encoder target --bn-root "$data/pretrain" --bn-count 150 --threads 0 \
   --meta "hardware=$device (run_gpu_training.sh)" 2>&1 | tee -a "$out/train.txt"
 
 echo "== proxy J&F (bench_quick_davis on the prepared frames), trained and shipped"
