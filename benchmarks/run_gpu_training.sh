@@ -8,8 +8,8 @@
 # It trains the shipped model's contrastive trunk recipe (TQ1, weights/MODEL_CARD.md) at the
 # paper's crop size: 256 px crops, batch 32, `--amp` (float16 + loss scaling on CUDA), ITERS
 # steps or T_TRAIN seconds, whichever ends first (a checkpoint every 100 steps). The last one
-# (seed 0) is exported as the shipped file was made: EMA target encoder, BN statistics recomputed on 150
-# training images at 480 px (here the prepared 320 px copies, upsampled by the BN pass).
+# (seed 0) is exported as the shipped file was made: EMA target encoder, BN statistics
+# recomputed on 150 training images at 480 px (here the prepared 320 px copies, upsampled).
 # Everything it writes goes to OUTDIR, at most 8 files (the device's limit):
 #   machine.txt, train.txt, loss.csv, fc-gpu.safetensors, proxy.txt, demo.txt
 #   DEVICE=cpu T_TRAIN=20 ITERS=4 IMG=64 BATCH=4 bash benchmarks/run_gpu_training.sh /tmp/dry

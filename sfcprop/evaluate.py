@@ -604,9 +604,8 @@ def _run(args: argparse.Namespace) -> int:
     then propagate what is missing and score."""
     dist, device = _setup(args.device)
     ok = False
-    with contextlib.ExitStack() as stack:
-        if args.out is not None and dist.rank == 0:  # one run at a time into --out
-            stack.enter_context(runs.locked(args.out))
+    one_writer = args.out is not None and dist.rank == 0  # one run at a time into --out
+    with runs.locked(args.out) if one_writer else contextlib.nullcontext():
         try:
             status = _run_locked(args, dist, device)
             ok = True
