@@ -35,9 +35,9 @@ def per_frame_ms(encoder, batch: int, device: str, repeats: int) -> float:
 
 
 def main() -> int:
-    from sfcprop import precision as numeric
-    from sfcprop.backbones import resnet18, resnet50
-    from sfcprop.features import Encoder
+    from sfcprop.core import precision as numeric
+    from sfcprop.core.features import Encoder
+    from sfcprop.models import resnet18, resnet50
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")

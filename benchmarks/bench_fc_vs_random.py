@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def random_trunk(path: Path, seed: int = 0) -> Path:
     """A torchvision-layout ResNet-18 trunk with torchvision's default (random) init."""
-    from sfcprop.backbones import resnet18
+    from sfcprop.models import resnet18
 
     torch.manual_seed(seed)
     torch.save(resnet18().state_dict(), path)
@@ -30,7 +30,7 @@ def random_trunk(path: Path, seed: int = 0) -> Path:
 
 
 def evaluate(name: str, backbone: str, root: Path, work: Path, extra: list[str]) -> dict:
-    from sfcprop.evaluate import main as eval_main
+    from sfcprop.apps.evaluate import main as eval_main
 
     out = work / name
     status = eval_main(

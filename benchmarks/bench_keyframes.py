@@ -3,7 +3,7 @@
 On the 8 DAVIS-2016 sequences of the shared data (a ground-truth mask on every frame),
 with ground-truth keyframes every S frames (frame 0 included) and with frame 0 alone:
 - J&F on the frames that are not keyframes, forward-only against both directions, for
-  each combination rule (`sfcprop.propagation.RULES`; all rules from the same two passes);
+  each combination rule (`sfcprop.session.RULES`; all rules from the same two passes);
 - the Spearman rank correlation of per-frame confidence (and of its parts) with the true
   per-frame J, pooled over the sequences' non-keyframe frames;
 - precision and recall of the "lost" flag against frames with J < 0.2; cut flags raised
@@ -31,7 +31,7 @@ SPACINGS = (10, 20, 40)
 
 
 def score(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    from sfcprop.metrics import f_measure, jaccard
+    from sfcprop.bench.metrics import f_measure, jaccard
 
     return jaccard(pred > 0, gt > 0), f_measure(pred > 0, gt > 0)
 
@@ -53,8 +53,9 @@ def spearman(x, y) -> float:
 
 def run_sequence(net, frames, gt, spacing, args) -> dict:
     """Every measurement of one sequence at one keyframe spacing (None: frame 0 alone)."""
-    from sfcprop import confidence
-    from sfcprop.propagation import RULES, Session, combine
+    from sfcprop.session import confidence
+    from sfcprop.session.combine import RULES, combine
+    from sfcprop.session.session import Session
 
     n, size = len(frames), gt[0].shape
     keys = [0] if spacing is None else list(range(0, n, spacing))
@@ -150,9 +151,9 @@ def main() -> int:
     args = p.parse_args()
 
     import sfcprop
-    from sfcprop.backbones import resnet18
-    from sfcprop.datasets import read_ids
-    from sfcprop.io import list_images
+    from sfcprop.bench.datasets import read_ids
+    from sfcprop.io.frames import list_images
+    from sfcprop.models import resnet18
 
     torch.set_num_threads(args.threads)
     root = Path(args.root)
@@ -184,7 +185,7 @@ def main() -> int:
 
 
 def print_table(rows: list[dict], short_side) -> None:
-    from sfcprop.propagation import RULES
+    from sfcprop.session.combine import RULES
 
     size = f"short side {short_side}" if short_side else "480p"
     print(f"\nDAVIS-2016, 8 sequences, {size}; J&F (x100) on frames that are not keyframes")

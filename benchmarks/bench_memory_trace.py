@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_propagation import SIZES, load_clip, peak_rss_gib  # noqa: E402
 
-from sfcprop import propagation  # noqa: E402
-from sfcprop.backbones import resnet18, resnet50  # noqa: E402
+import sfcprop  # noqa: E402
+from sfcprop.models import resnet18, resnet50  # noqa: E402
 
 
 def rss_gib() -> float:
@@ -58,7 +58,7 @@ def main() -> int:
     print(f"{'frames':>6} {'RSS-base':>9} {'peak-base':>9} {'s/frame':>8}")
     rows = []
     start = time.perf_counter()
-    stream = propagation.propagate_iter(frames, mask, fine, semantic, preset=preset)
+    stream = sfcprop.propagate_iter(frames, mask, fine, semantic, preset=preset)
     for t, _ in enumerate(stream, start=1):
         if t % args.every == 0 or t == args.frames:
             row = {

@@ -39,9 +39,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_golden import CASES, _backbones, propagation_params  # noqa: E402  (the golden tests' own loader)
 
-from sfcprop import affinity  # noqa: E402
-from sfcprop.io import list_images, read_mask  # noqa: E402
-from sfcprop.propagation import propagate  # noqa: E402
+from sfcprop.core import affinity  # noqa: E402
+from sfcprop.io.frames import list_images  # noqa: E402
+from sfcprop.io.masks import read_mask  # noqa: E402
+from sfcprop.session.api import propagate  # noqa: E402
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 
@@ -88,7 +89,7 @@ def float32_scores() -> None:
 
 
 def davis(args: argparse.Namespace) -> int:
-    from sfcprop.evaluate import main as eval_main
+    from sfcprop.apps.evaluate import main as eval_main
 
     shared = Path(os.environ.get("SFCPROP_SHARED", ROOT.parent / "shared"))
     root = Path(os.environ.get("SFCPROP_DATA", shared / "data")) / "davis2016"

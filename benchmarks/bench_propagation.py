@@ -47,7 +47,8 @@ def load_clip(n: int, size: tuple[int, int]):
     data = Path(os.environ.get("SFCPROP_DATA", ROOT.parent / "shared" / "data"))
     seq = data / "davis2016" / "JPEGImages" / "480p" / "bmx-trees"
     if seq.is_dir():
-        from sfcprop.io import list_images, read_image, read_mask
+        from sfcprop.io.frames import list_images, read_image
+        from sfcprop.io.masks import read_mask
 
         paths = list_images(seq)
         mask = torch.from_numpy(
@@ -64,7 +65,7 @@ def load_clip(n: int, size: tuple[int, int]):
                 yield frame
 
         return frames(), mask, "DAVIS-2016 bmx-trees (streamed, looped)"
-    from sfcprop.synthetic import generate_clip
+    from sfcprop.bench.synthetic import generate_clip
 
     clip = generate_clip(num_frames=n, height=size[0], width=size[1])
     return clip.frames, clip.masks[0].long(), "generated clip (in memory)"
@@ -100,7 +101,7 @@ class Timer:
 def dense_step(query, memory, preset, *_blocks, scores=None):
     """The dense reference path: stack the m + 1 slots and build the full affinity (the
     local path's block sizes, if given, do not apply)."""
-    from sfcprop import affinity
+    from sfcprop.core import affinity
 
     slots = [memory.first] + [
         item for mult, item in memory.short_term(preset.context) for _ in range(mult)
@@ -114,9 +115,11 @@ def dense_step(query, memory, preset, *_blocks, scores=None):
 
 def child(args: argparse.Namespace) -> dict:
     """Run one configuration in this process and return its measurements."""
-    from sfcprop import affinity, budget, labels, propagation, propagator
-    from sfcprop.backbones import resnet18, resnet50
-    from sfcprop.config import get_preset
+    import sfcprop
+    from sfcprop.config import Config
+    from sfcprop.core import affinity, budget, propagator
+    from sfcprop.labels import ids as labels
+    from sfcprop.models import resnet18, resnet50
 
     torch.set_num_threads(args.threads)
     frames, mask, source = load_clip(args.frames, SIZES[args.size])
@@ -125,7 +128,7 @@ def child(args: argparse.Namespace) -> dict:
     preset = "davis-sfc" if args.config == "sfc" else "davis"
     n_labels = len(labels.label_ids(mask))
     h, w = SIZES[args.size]
-    held = min(get_preset(preset).context, args.frames - 1)  # frames the ring buffer reaches
+    held = min(Config.preset(preset).context, args.frames - 1)  # frames the ring buffer reaches
     if args.blocks == "cpu":  # the CPU's block sizes on any device
         budget.default_blocks = lambda device: (budget.GLOBAL_ROWS, budget.WINDOW_ELEMS)
     kw = dict(preset=preset, radius=args.radius, device=args.device, precision=args.precision)
@@ -136,7 +139,7 @@ def child(args: argparse.Namespace) -> dict:
         propagator.step_soft = dense_step
     if args.device.startswith("cuda"):  # start-up (weights, cuDNN, kernels) left untimed
         warm, _, _ = load_clip(3, SIZES[args.size])
-        propagation.propagate(warm, mask, fine, semantic, **kw)
+        sfcprop.propagate(warm, mask, fine, semantic, **kw)
     base_rss = peak_rss_gib()  # torch + weights
     timer = Timer()
     timer.wrap(propagator.Propagator, "encode", "backbone")
@@ -147,7 +150,7 @@ def child(args: argparse.Namespace) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    propagation.propagate(frames, mask, fine, semantic, **kw)
+    sfcprop.propagate(frames, mask, fine, semantic, **kw)
     wall = time.perf_counter() - start
     t = timer.total
     t["propagation"] -= t["affinity"]

@@ -36,9 +36,9 @@ def main() -> int:
     args = p.parse_args()
 
     import sfcprop
-    from sfcprop.datasets import read_ids
-    from sfcprop.io import list_images
-    from sfcprop.metrics import f_measure, jaccard
+    from sfcprop.bench.datasets import read_ids
+    from sfcprop.bench.metrics import f_measure, jaccard
+    from sfcprop.io.frames import list_images
 
     torch.set_num_threads(args.threads)
     root = Path(args.root)

@@ -32,9 +32,9 @@ def main() -> int:
     args = p.parse_args()
 
     import sfcprop
-    from sfcprop.backbones import resnet18
-    from sfcprop.io import list_images
-    from sfcprop.metrics import jaccard
+    from sfcprop.bench.metrics import jaccard
+    from sfcprop.io.frames import list_images
+    from sfcprop.models import resnet18
 
     torch.set_num_threads(args.threads)
     root = Path(args.root)

@@ -3,7 +3,7 @@
 
 For each model and keyframe spacing, the Spearman rank correlation with the true per-frame
 J (pooled over the sequences' non-keyframe frames) of candidate combinations of the
-measures of `sfcprop.confidence` (certainty, area ratio, forward/backward agreement), and
+measures of `sfcprop.session.confidence` (certainty, area ratio, forward/backward agreement), and
 the precision / recall of the "lost" flag (area ratio below a threshold) against frames
 with J < 0.2.
 

@@ -10,8 +10,10 @@
 from pathlib import Path
 
 import sfcprop
-from sfcprop import datasets, io, metrics, viz
-from sfcprop.synthetic import generate_clip
+from sfcprop import io
+from sfcprop.bench import datasets, metrics
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.io import viz
 
 out = Path("example-output/keypoints")
 out.mkdir(parents=True, exist_ok=True)

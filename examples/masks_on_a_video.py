@@ -9,8 +9,10 @@
 from pathlib import Path
 
 import sfcprop
-from sfcprop import datasets, io, viz
-from sfcprop.synthetic import generate_clip
+from sfcprop import io
+from sfcprop.bench import datasets
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.io import viz
 
 out = Path("example-output/masks")
 out.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,12 @@
 """sfcprop: propagate labels through video by dense feature correspondence (SFC).
 
 - `propagate(frames, mask_or_keyframes)` -> `Propagation` (ids `[T, H, W]`, confidence,
-  flags); `propagate_iter` streams it; `propagate_soft` for soft / part maps;
-  `track_keypoints` for points. Keyframes: `{frame: mask}`.
-- `Session`: keyframes and corrections that recompute only what changes.
-- `Config` / `PRESETS`: every setting of a run, validated once.
+  flags); `propagate_iter` streams it as `FrameResult`s; `propagate_soft` for soft / part
+  maps; `track_keypoints` (`track_keypoints_iter`: `TrackResult`s) for points.
+  Keyframes: `{frame: mask}`.
+- `load_model(backbone, semantic, **settings)` -> `Propagator`, built once; `Session(model,
+  frames)` per video: keyframes and corrections that recompute only what changes.
+- `Config`, `PRESETS`: every setting of a run, validated once (`Config.preset("davis", ...)`).
 - `backbone(name, weights=...)`, `list_backbones()`: the registry.
 - `sfcprop.io`, `sfcprop.viz`: reading and writing labels, overlays.
 
@@ -12,87 +14,109 @@ Results are CPU torch tensors (`.numpy()` for arrays).
 """
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING
 
+from sfcprop import _aliases
+
 __version__ = "0.1.0"
+_aliases.install()  # the module paths of the flat 0.1 layout, deprecated
 
 # Names load on first use (PEP 562): `import sfcprop` (and the `sfcprop` command, whose
 # error policy then covers start-up, Ctrl-C included) does not import torch until needed.
+_MODULES = {"io": "io", "viz": "io.viz"}
 _EXPORTS = {
-    "viz": None,  # sfcprop.viz.show(frames, result) in a notebook
-    "Correspondence": "backbones",
-    "backbone": "backbones",
-    "list_backbones": "backbones",
-    "MemoryBudgetError": "budget",
-    "MemoryPlan": "budget",
-    "Flag": "confidence",
-    "PRESETS": "config",
     "Config": "config",
-    "Preset": "config",
-    "get_preset": "config",
-    "FrameResult": "propagation",
-    "Propagation": "propagation",
-    "Propagator": "propagation",
-    "Session": "propagation",
-    "propagate": "propagation",
-    "propagate_iter": "propagation",
-    "propagate_soft": "propagation",
-    "Tracks": "tracking",
-    "track_keypoints": "tracking",
+    "PRESETS": "config",
+    "Correspondence": "models",
+    "backbone": "models",
+    "list_backbones": "models",
+    "MemoryBudgetError": "core.budget",
+    "MemoryPlan": "core.budget",
+    "Propagator": "core.propagator",
+    "load_model": "core.propagator",
+    "Flag": "session.confidence",
+    "FrameResult": "session",
+    "Propagation": "session",
+    "Session": "session",
+    "TrackResult": "session",
+    "Tracks": "session",
+    "propagate": "session",
+    "propagate_iter": "session",
+    "propagate_soft": "session",
+    "track_keypoints": "session",
+    "track_keypoints_iter": "session",
 }
+_DEPRECATED = {"Preset": "Config", "get_preset": "Config.preset"}  # 0.1's names
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
+    if name in _DEPRECATED:
+        warnings.warn(
+            f"sfcprop.{name} is deprecated: use sfcprop.{_DEPRECATED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from sfcprop import config
+
+        return getattr(config, f"_{name}")
+    if name in _MODULES:
+        value = importlib.import_module(f"sfcprop.{_MODULES[name]}")
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(f"sfcprop.{_EXPORTS[name]}"), name)
+    else:
         raise AttributeError(f"module 'sfcprop' has no attribute {name!r}")
-    module = _EXPORTS[name]
-    value = importlib.import_module(f".{module or name}", __name__)
-    value = value if module is None else getattr(value, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_MODULES, *_EXPORTS])
 
 
 if TYPE_CHECKING:  # for type checkers and editors
-    from . import viz
-    from .backbones import Correspondence, backbone, list_backbones
-    from .budget import MemoryBudgetError, MemoryPlan
-    from .confidence import Flag
-    from .config import PRESETS, Config, Preset, get_preset
-    from .propagation import (
+    from sfcprop import io
+    from sfcprop.config import PRESETS, Config
+    from sfcprop.core.budget import MemoryBudgetError, MemoryPlan
+    from sfcprop.core.propagator import Propagator, load_model
+    from sfcprop.io import viz
+    from sfcprop.models import Correspondence, backbone, list_backbones
+    from sfcprop.session import (
         FrameResult,
         Propagation,
-        Propagator,
         Session,
+        TrackResult,
+        Tracks,
         propagate,
         propagate_iter,
         propagate_soft,
+        track_keypoints,
+        track_keypoints_iter,
     )
-    from .tracking import Tracks, track_keypoints
+    from sfcprop.session.confidence import Flag
 
 
 __all__ = [
-    "PRESETS",
     "Config",
     "Correspondence",
     "Flag",
     "FrameResult",
     "MemoryBudgetError",
     "MemoryPlan",
-    "Preset",
+    "PRESETS",
     "Propagation",
     "Propagator",
-    "backbone",
-    "get_preset",
-    "list_backbones",
-    "propagate",
-    "propagate_soft",
-    "propagate_iter",
     "Session",
+    "TrackResult",
     "Tracks",
+    "backbone",
+    "io",
+    "list_backbones",
+    "load_model",
+    "propagate",
+    "propagate_iter",
+    "propagate_soft",
     "track_keypoints",
+    "track_keypoints_iter",
     "viz",
 ]

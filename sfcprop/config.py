@@ -102,6 +102,8 @@ class Config:
         """The preset `name` (see `PRESETS`, or a `Config`) with every non-None keyword
         overriding a field (unknown names are an error)."""
         if isinstance(name, Config):
+            if not any(v is not None for v in overrides.values()):
+                return name  # built once, passed whole
             base = name
         elif name in PRESETS:
             base = PRESETS[name]
@@ -117,6 +119,21 @@ class Config:
         if "size" in given and "short_side" not in given:
             given["short_side"] = None
         return replace(base, **given)
+
+    @classmethod
+    def for_run(cls, fused: bool, preset: str | Config | None = None, **settings: Any) -> Config:
+        """The `Config` of a run with one backbone or two (`fused`): `preset` (default
+        "davis", "davis-sfc" when fused) with `settings` overriding its fields; `lam` must be
+        set exactly when two backbones are fused (the one place of that rule)."""
+        cfg = cls.preset(preset or ("davis-sfc" if fused else "davis"), **settings)
+        if not fused and cfg.lam is not None:
+            raise ValueError(
+                f"lam = {cfg.lam} weighs the fine backbone against a semantic one; with one "
+                "backbone it has no effect: drop lam (or the fused preset), or pass semantic"
+            )
+        if fused and cfg.lam is None:
+            raise ValueError(f"fusing two backbones needs lam; {cfg} has none")
+        return cfg
 
     def encoded_size(self, height: int, width: int) -> tuple[int, int]:
         """The `(H, W)` a `height x width` frame is encoded at."""
@@ -195,12 +212,24 @@ PRESETS: dict[str, Config] = {
     ),
 }
 
-Preset = Config  # the name of the first version
+_Preset = Config  # 0.1's name, deprecated (`sfcprop.Preset`)
 
 
-def get_preset(name: str | Config, **overrides: Any) -> Config:
-    """`Config.preset(name, **overrides)`."""
+def _get_preset(name: str | Config, **overrides: Any) -> Config:
+    """`Config.preset(name, **overrides)` (0.1's name, deprecated)."""
     return Config.preset(name, **overrides)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Preset", "get_preset"):
+        import warnings
+
+        new = "Config" if name == "Preset" else "Config.preset"
+        warnings.warn(
+            f"sfcprop.config.{name} is deprecated: use {new}", DeprecationWarning, stacklevel=2
+        )
+        return globals()[f"_{name}"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- command line

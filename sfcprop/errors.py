@@ -25,6 +25,23 @@ TRACEBACK_ENV = "SFCPROP_TRACEBACK"
 USER_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError, RuntimeError, MemoryError)
 
 
+def check_shape(x, dims: str, what: str, dtype=None) -> None:
+    """`KORNIA_CHECK_SHAPE` in one line: a ValueError `"<what> must be [uint8 ][3, H, W], got
+    <dtype> <shape>"` unless `x` (a tensor or array) has one dimension per name of `dims`
+    (`"3 H W"`: a 3, then any two sizes) and, when given, the `dtype`."""
+    names = dims.split()
+    shape = tuple(x.shape)
+    ok = len(shape) == len(names) and all(
+        not n.isdigit() or s == int(n) for n, s in zip(names, shape, strict=True)
+    )
+    if ok and (dtype is None or x.dtype == dtype):
+        return
+    name = getattr(dtype, "__name__", None) or str(dtype).removeprefix("torch.")
+    kind = "" if dtype is None else f"{name} "
+    got = f"shape {shape}" if dtype is None else f"{x.dtype} {shape}"
+    raise ValueError(f"{what} must be {kind}[{', '.join(names)}], got {got}")
+
+
 class UsageError(ValueError):
     """Bad usage found after the arguments were parsed (exit code 2)."""
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfcprop import affinity
-from sfcprop.config import get_preset
-from sfcprop.propagation import Memory, step_soft
+from sfcprop.config import Config
+from sfcprop.core import affinity
+from sfcprop.core.propagator import Memory, step_soft
 
 
 def unit(*shape, seed):
@@ -47,7 +47,7 @@ def test_local_equals_dense(h, w, c, n_labels, m, radius, k, tau, seen):
     query = unit(c, h, w, seed=999)
     recent = deque(list(zip(feats, labs, strict=True))[-m:] if m else [], maxlen=m)
     memory = Memory((feats[0], labs[0]), recent)
-    preset = get_preset("davis", topk=k, context=m, radius=radius, temperature=tau)
+    preset = Config.preset("davis", topk=k, context=m, radius=radius, temperature=tau)
     local = step_soft(query, memory, preset)
 
     # Dense: frame 0 global, then m slots t-m..t-1 padded at the front with frame 0.
@@ -85,7 +85,7 @@ def test_duplicated_frame0_slots_count_as_separate_keys():
     f0 = unit(4, h, w, seed=3)
     labels0 = soft_labels(2, h, w, seed=4)
     recent = deque([(f0, labels0)], maxlen=4)
-    preset = get_preset("davis", topk=5, context=4, radius=3, temperature=0.01)
+    preset = Config.preset("davis", topk=5, context=4, radius=3, temperature=0.01)
     out = step_soft(f0, Memory((f0, labels0), recent), preset)
     # query == frame 0: the best key of every cell is itself, in 1 + 4 slots -> top-5 are
     # the five copies, so the label is copied exactly
@@ -129,7 +129,7 @@ def test_cuda_matches_cpu():
     feats = [unit(c, h, w, seed=i) for i in range(m + 1)]
     labs = [soft_labels(3, h, w, seed=50 + i) for i in range(m + 1)]
     query = unit(c, h, w, seed=77)
-    preset = get_preset("davis", context=m, radius=6)
+    preset = Config.preset("davis", context=m, radius=6)
     outs = []
     for device in ("cpu", "cuda"):
         pairs = [(f.to(device), s.to(device)) for f, s in zip(feats, labs, strict=True)]

@@ -24,10 +24,14 @@ from PIL import Image
 from toys import PooledColour
 
 import sfcprop
-from sfcprop import cli, datasets, hub, io, runs
-from sfcprop.budget import MemoryBudgetError
-from sfcprop.checkpoints import CheckpointError
-from sfcprop.synthetic import generate_clip
+from sfcprop import io
+from sfcprop.apps import cli
+from sfcprop.bench import datasets
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.core.budget import MemoryBudgetError
+from sfcprop.io import runs
+from sfcprop.models import hub
+from sfcprop.models.checkpoints import CheckpointError
 
 TOY = "toys:PooledColour"  # tests/toys.py, importable while pytest runs
 NO_CUDA = not torch.cuda.is_available()

@@ -6,17 +6,16 @@ import torch
 from toys import PooledColour
 
 from sfcprop import MemoryBudgetError, labels, propagate, propagate_iter
-from sfcprop.budget import (
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.config import Config, parse_bytes
+from sfcprop.core.budget import (
     GLOBAL_ROWS,
     WINDOW_ELEMS,
     default_blocks,
     estimate,
     fit,
-    parse_bytes,
 )
-from sfcprop.config import get_preset
-from sfcprop.propagation import Propagator
-from sfcprop.synthetic import generate_clip
+from sfcprop.core.propagator import Propagator
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +79,7 @@ def test_cuda_starts_from_larger_blocks():
 
 
 def test_fit_halves_the_blocks_until_the_plan_fits():
-    preset = get_preset("davis")
+    preset = Config.preset("davis")
     full = estimate((1080, 1920), (135, 240), 256, 2, preset, backbone=0)
 
     def rebuild(rows, elems):
@@ -137,10 +136,10 @@ def test_unknown_length_stops_once_results_exceed_the_budget(clip):
 
 
 def test_a_budget_returns_freed_memory_after_every_frame(clip, monkeypatch):
-    import sfcprop.budget
+    import sfcprop.core.budget
 
     calls = []
-    monkeypatch.setattr(sfcprop.budget, "release_freed", lambda: calls.append(1) or True)
+    monkeypatch.setattr(sfcprop.core.budget, "release_freed", lambda: calls.append(1) or True)
     mask = clip.masks[0].long()
     propagate(clip.frames, mask, PooledColour(), context=2, radius=4)
     assert calls == []  # no budget: the allocator is left alone
@@ -151,6 +150,6 @@ def test_a_budget_returns_freed_memory_after_every_frame(clip, monkeypatch):
 def test_release_freed_trims_the_heap_where_glibc_has_it():
     import platform
 
-    from sfcprop.budget import release_freed
+    from sfcprop.core.budget import release_freed
 
     assert release_freed() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")

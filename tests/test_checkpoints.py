@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from sfcprop.backbones import backbone, vit_small8
-from sfcprop.checkpoints import CheckpointError, detect_layout, load_encoder_state
+from sfcprop.models import backbone, vit_small8
+from sfcprop.models.checkpoints import CheckpointError, detect_layout, load_encoder_state
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SFCPROP_SHARED", REPO.parent / "shared"))

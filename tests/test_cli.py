@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 from toys import PooledColour
 
-from sfcprop import cli, io, propagate
-from sfcprop.synthetic import generate_clip
+from sfcprop import io, propagate
+from sfcprop.apps import cli
+from sfcprop.bench.synthetic import generate_clip
 
 TOY = "toys:PooledColour"  # tests/toys.py, importable while pytest runs
 REPO = Path(__file__).resolve().parents[1]
@@ -294,7 +295,7 @@ def test_without_pyav_a_video_names_the_extra(inputs, tmp_path, capsys, monkeypa
 def test_exit_code_and_stderr_of_a_real_process(tmp_path):
     """The whole of stderr is the one error line (usage errors, code 2: test_help...)."""
     (tmp_path / "empty").mkdir()
-    cmd = [sys.executable, "-m", "sfcprop.cli", "propagate", tmp_path / "empty", "m.png"]
+    cmd = [sys.executable, "-m", "sfcprop.apps.cli", "propagate", tmp_path / "empty", "m.png"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     bad = subprocess.run(
         [*map(str, cmd), "--out", str(tmp_path / "o")], capture_output=True, text=True, env=env
@@ -320,11 +321,11 @@ def test_version(capsys):
 
 
 COMMANDS = {  # command -> (module, function) the failure is planted in
-    "propagate": ("sfcprop.cli", "_propagate"),
-    "track": ("sfcprop.cli", "_track"),
-    "demo": ("sfcprop.cli", "_demo"),
-    "eval": ("sfcprop.evaluate", "_run"),
-    "backbones": ("sfcprop.backbones.registry", "_table"),
+    "propagate": ("sfcprop.apps.cli", "_propagate"),
+    "track": ("sfcprop.apps.cli", "_track"),
+    "demo": ("sfcprop.apps.cli", "_demo"),
+    "eval": ("sfcprop.apps.evaluate", "_run"),
+    "backbones": ("sfcprop.models.registry", "_table"),
     "train-fc": ("sfcprop.train.cli", "export_trunk"),
 }
 ARGV = {
@@ -343,7 +344,7 @@ def test_every_command_reports_failures_in_one_line(command, monkeypatch, capsys
     exit code 1; Ctrl-C: 130, also while the command line is parsed (start-up)."""
     import importlib
 
-    from sfcprop.hub import WeightsUnavailableError
+    from sfcprop.models.hub import WeightsUnavailableError
 
     module, name = COMMANDS[command]
     failures = [
@@ -446,7 +447,7 @@ def test_output_folder_gets_the_usual_permissions(inputs, tmp_path, capsys):
 
 
 def test_a_second_run_into_the_same_out_fails_at_once(inputs, tmp_path, capsys):
-    from sfcprop import runs
+    from sfcprop.io import runs
 
     folder, first, _ = inputs
     out = tmp_path / "out"
@@ -486,7 +487,7 @@ def _start_slow_run(clip, tmp_path):
     (tmp_path / "slowtoy.py").write_text(SLOW_TOY)
     path = os.pathsep.join([str(REPO), str(REPO / "tests"), str(tmp_path)])
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "sfcprop.cli", "propagate", folder, tmp_path / "m.png"]
+    cmd = [sys.executable, "-m", "sfcprop.apps.cli", "propagate", folder, tmp_path / "m.png"]
     cmd += ["--out", tmp_path / "res" / "out", "--backbone", "slowtoy:Slow", "--quiet"]
     proc = subprocess.Popen(list(map(str, cmd)), env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -567,18 +568,18 @@ WEIGHTS = REPO / "weights" / "fc-r18-sfcprop.safetensors"
 def _run_example(path: Path, tmp_path: Path, monkeypatch, toy: bool, data: bool) -> None:
     import runpy
 
-    import sfcprop.backbones
-    import sfcprop.datasets
+    import sfcprop.bench.datasets
+    import sfcprop.models
 
     if toy:  # the scripts ask for "fc"; stand the toy in for it
-        real = sfcprop.backbones.backbone
+        real = sfcprop.models.backbone
         monkeypatch.setattr(
-            sfcprop.backbones,
+            sfcprop.models,
             "backbone",
             lambda name, *a, **k: PooledColour().eval() if name == "fc" else real(name, *a, **k),
         )
     if not data:
-        monkeypatch.setattr(sfcprop.datasets, "data_root", lambda *a: None)
+        monkeypatch.setattr(sfcprop.bench.datasets, "data_root", lambda *a: None)
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(path), run_name="__main__")
     assert list((tmp_path / "example-output").rglob("*.gif"))

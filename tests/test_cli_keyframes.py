@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 from toys import PooledColour
 
-from sfcprop import cli, io, propagate
-from sfcprop.synthetic import generate_clip
+from sfcprop import io, propagate
+from sfcprop.apps import cli
+from sfcprop.bench.synthetic import generate_clip
 
 TOY = "toys:PooledColour"
 PARAMS = ["--topk", "5", "--context", "3", "--radius", "4"]

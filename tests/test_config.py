@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from toys import PooledColour
 
+from sfcprop.bench.synthetic import generate_clip
 from sfcprop.config import PRESETS, Config, add_arguments, from_args
-from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate_soft
-from sfcprop.synthetic import generate_clip
+from sfcprop.core.propagator import Propagator
+from sfcprop.session.api import propagate, propagate_iter, propagate_soft
 
 
 def test_presets_are_the_papers_tables():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfcprop import datasets
+from sfcprop.bench import datasets
+from sfcprop.io import matfile
 
 DATA = datasets.data_root()
 JHMDB_CLIP = "catch/Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
@@ -88,7 +89,7 @@ def test_jhmdb_sample_on_shared_data():
 def test_mat_reader_matches_scipy_on_the_shared_file():
     scipy_io = pytest.importorskip("scipy.io")
     mat = need("jhmdb-sample") / "joint_positions" / JHMDB_CLIP / "joint_positions.mat"
-    ours, theirs = datasets.read_mat(mat), scipy_io.loadmat(mat)
+    ours, theirs = matfile.read_mat(mat), scipy_io.loadmat(mat)
     assert set(ours) == {"pos_img", "pos_world"}
     for k in ours:
         assert ours[k].dtype == theirs[k].dtype and np.array_equal(ours[k], theirs[k])
@@ -114,7 +115,7 @@ def test_mat_reader_round_trips_scipy_files(tmp_path, compress):
     path = tmp_path / "t.mat"
     skipped = {"name": "a string", "s": {"field": np.ones(3)}}
     scipy_io.savemat(path, {**arrays, **skipped}, do_compression=compress)
-    got = datasets.read_mat(path)
+    got = matfile.read_mat(path)
     assert set(got) == set(arrays)
     loaded = scipy_io.loadmat(path)
     for k in arrays:
@@ -127,10 +128,10 @@ def test_mat_reader_refuses_other_files(tmp_path):
     bad = tmp_path / "x.mat"
     bad.write_bytes(b"MATLAB 7.3 MAT-file" + b"\0" * 200)
     with pytest.raises(ValueError, match="not a MATLAB v5"):
-        datasets.read_mat(bad)
+        matfile.read_mat(bad)
     bad.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a MATLAB v5"):
-        datasets.read_mat(bad)
+        matfile.read_mat(bad)
 
 
 # ----------------------------------------------------------------------------- tiny layouts

@@ -7,11 +7,13 @@ import pytest
 import torch
 from toys import PooledColour
 
-from sfcprop import cli, synthetic
-from sfcprop.backbones.registry import shipped_weights
-from sfcprop.demo import random_weights, report, run_demo, score
-from sfcprop.io import list_images, read_mask
-from sfcprop.synthetic import generate_clip, photo_clip
+from sfcprop.apps import cli
+from sfcprop.apps.demo import random_weights, report, run_demo, score
+from sfcprop.bench import synthetic
+from sfcprop.bench.synthetic import generate_clip, photo_clip
+from sfcprop.io.frames import list_images
+from sfcprop.io.masks import read_mask
+from sfcprop.models.registry import shipped_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +115,7 @@ def test_photo_clip_camera_pans():
 
 
 def test_demo_images_ship_with_their_licences():
-    folder = REPO / "sfcprop" / "demo_images"
+    folder = REPO / "sfcprop" / "bench" / "demo_images"
     images = sorted(p.name for p in folder.glob("*.jpg"))
     assert images == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
     assert sum((folder / n).stat().st_size for n in images) < 300_000
@@ -123,8 +125,8 @@ def test_demo_images_ship_with_their_licences():
     assert "CC0" in licences and "public domain" in licences
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "sfcprop.demo_images" in config["packages"]
-    assert {"*.jpg", "*.md"} <= set(config["package-data"]["sfcprop.demo_images"])
+    assert "sfcprop.bench.demo_images" in config["packages"]
+    assert {"*.jpg", "*.md"} <= set(config["package-data"]["sfcprop.bench.demo_images"])
 
 
 def test_random_weights_are_seeded_and_leave_the_global_rng_alone():

@@ -16,8 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sfcprop import datasets, evaluate, keypoints
+from sfcprop.apps import evaluate
+from sfcprop.bench import datasets
 from sfcprop.config import Config
+from sfcprop.labels import keypoints
 
 DATA = datasets.data_root()
 GOLDEN = DATA.parent / "golden" if DATA is not None else None
@@ -171,7 +173,7 @@ class Calls:
 @pytest.fixture
 def stub_model(monkeypatch):
     """No networks: `_model` returns placeholders; propagation is stubbed per test."""
-    pytest.importorskip("sfcprop.propagation")
+    pytest.importorskip("sfcprop.session")
 
     def fake_model(args, device):
         return evaluate._Model("net", None, *evaluate._settings(args), torch.device("cpu"), True)
@@ -180,7 +182,7 @@ def stub_model(monkeypatch):
 
 
 def stub_propagate(calls: Calls):
-    from sfcprop.propagation import Propagation
+    from sfcprop.session.results import Propagation
 
     def propagate(frames, first_mask, backbone, semantic=None, **kw):
         frames = list(frames)
@@ -195,13 +197,13 @@ def test_resume_skips_complete_sequences_and_never_keeps_half_written_ones(
     tmp_path, monkeypatch, stub_model
 ):
     import sfcprop.io
-    import sfcprop.propagation
+    import sfcprop.session
 
     root = tiny_davis(tmp_path / "D", seqs=("a", "b", "c"))
     out = tmp_path / "out"
     argv = ["davis", "--root", str(root), "--backbone", "net", "--out", str(out), "--quiet"]
     calls = Calls()
-    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    monkeypatch.setattr(sfcprop.session, "propagate", stub_propagate(calls))
     real_write = sfcprop.io.write_mask
     written: list[Path] = []
 
@@ -236,11 +238,11 @@ def test_resume_skips_complete_sequences_and_never_keeps_half_written_ones(
 
 
 def test_resume_refuses_other_settings(tmp_path, monkeypatch, stub_model, capsys):
-    import sfcprop.propagation
+    import sfcprop.session
 
     root = tiny_davis(tmp_path / "D", seqs=("a",))
     calls = Calls()
-    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    monkeypatch.setattr(sfcprop.session, "propagate", stub_propagate(calls))
     argv = ["davis", "--root", str(root), "--out", str(tmp_path / "o"), "--quiet"]
     assert evaluate.main([*argv, "--backbone", "one"]) == 0
     assert evaluate.main([*argv, "--backbone", "two"]) == 1
@@ -251,14 +253,14 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, stub_model, capsys
 
 
 def test_a_second_run_into_the_same_out_fails_at_once(tmp_path, monkeypatch, stub_model, capsys):
-    import sfcprop.propagation
-    from sfcprop import runs
+    import sfcprop.session
+    from sfcprop.io import runs
 
     root = tiny_davis(tmp_path / "D", seqs=("a",))
     out = tmp_path / "res" / "o"
     argv = ["davis", "--root", str(root), "--backbone", "net", "--out", str(out), "--quiet"]
     calls = Calls()
-    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    monkeypatch.setattr(sfcprop.session, "propagate", stub_propagate(calls))
     with runs.locked(out):
         assert evaluate.main(argv) == 1
         err = capsys.readouterr().err
@@ -272,7 +274,7 @@ def test_a_second_run_into_the_same_out_fails_at_once(tmp_path, monkeypatch, stu
 def test_resize_flags_reach_every_task(tmp_path, monkeypatch, stub_model):
     """--size (HxW or N) and --short-side are the Config's flags for every task; the
     jhmdb / vip presets keep their squares when neither is given."""
-    import sfcprop.propagation
+    import sfcprop.session
 
     seen = []
 
@@ -280,7 +282,7 @@ def test_resize_flags_reach_every_task(tmp_path, monkeypatch, stub_model):
         seen.append(kw["preset"])
         return stub_propagate(Calls())(frames, first_mask, backbone, **kw)
 
-    monkeypatch.setattr(sfcprop.propagation, "propagate", propagate)
+    monkeypatch.setattr(sfcprop.session, "propagate", propagate)
     root = tiny_davis(tmp_path / "D", seqs=("a",))
     for i, flags in enumerate(([], ["--short-side", "8"], ["--size", "8"], ["--size", "8x4"])):
         argv = ["davis", "--root", str(root), "--backbone", "n", "--out", str(tmp_path / str(i))]
@@ -305,7 +307,7 @@ def test_resize_flags_reach_every_task(tmp_path, monkeypatch, stub_model):
 def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
     """A typo in --backbone, a bad --root or an unknown sequence fails before anything is
     written, so that the corrected rerun into the same --out is not refused."""
-    import sfcprop.propagation
+    import sfcprop.session
 
     root = tiny_davis(tmp_path / "D", seqs=("a",))
     out = tmp_path / "res" / "o"
@@ -321,7 +323,7 @@ def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
         assert err.splitlines() == [err.strip()] and err.startswith("sfcprop: error: ")
         assert message in err and not (tmp_path / "res").exists()
     calls = Calls()
-    monkeypatch.setattr(sfcprop.propagation, "propagate", stub_propagate(calls))
+    monkeypatch.setattr(sfcprop.session, "propagate", stub_propagate(calls))
     monkeypatch.setattr(
         evaluate,
         "_model",
@@ -332,7 +334,7 @@ def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
 
 
 def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
-    from sfcprop.hub import WeightsUnavailableError
+    from sfcprop.models.hub import WeightsUnavailableError
 
     root = tiny_davis(tmp_path / "D", seqs=("a",))
     argv = ["davis", "--root", str(root), "--out", str(tmp_path / "o"), "--backbone", "crw"]
@@ -385,9 +387,9 @@ def test_staging_folders_of_live_processes_are_kept(tmp_path):
 
 
 def test_precision_reaches_propagation(monkeypatch):
-    import sfcprop.backbones
+    import sfcprop.models
 
-    monkeypatch.setattr(sfcprop.backbones, "backbone", lambda name, **kw: name)
+    monkeypatch.setattr(sfcprop.models, "backbone", lambda name, **kw: name)
     argv = ["davis", "--root", "r", "--backbone", "fc", "--out", "o"]
     args = evaluate.build_parser().parse_args([*argv, "--precision", "float16"])
     assert evaluate._model(args, torch.device("cpu")).params["precision"] == "float16"
@@ -396,8 +398,8 @@ def test_precision_reaches_propagation(monkeypatch):
 
 
 def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, stub_model):
-    import sfcprop.propagation
-    from sfcprop.propagation import Propagation
+    import sfcprop.session
+    from sfcprop.session.results import Propagation
 
     root = tmp_path / "VIP"
     (root / "lists").mkdir(parents=True)
@@ -419,7 +421,7 @@ def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, s
         soft = torch.nn.functional.interpolate(one_hot[None], size=grid, mode="bilinear")[0]
         return Propagation(torch.zeros(0), [0, 2, 7], soft[None].repeat(len(frames), 1, 1, 1))
 
-    monkeypatch.setattr(sfcprop.propagation, "propagate", propagate)
+    monkeypatch.setattr(sfcprop.session, "propagate", propagate)
     out = tmp_path / "out"
     argv = ["vip", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
     assert evaluate.main([*argv, "--short-side", "20"]) == 0
@@ -433,7 +435,7 @@ def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, s
 
 
 def test_jhmdb_results_and_propagation_path(tmp_path, monkeypatch, stub_model):
-    import sfcprop.propagation
+    import sfcprop.session
 
     root = need(DATA and DATA / "jhmdb-sample", "shared JHMDB sample")
     seen = {}
@@ -445,7 +447,7 @@ def test_jhmdb_results_and_propagation_path(tmp_path, monkeypatch, stub_model):
         seen["resize"] = kw["preset"].resize
         return first_soft[None].repeat(len(frames), 1, 1, 1)
 
-    monkeypatch.setattr(sfcprop.propagation, "propagate_soft", propagate_soft)
+    monkeypatch.setattr(sfcprop.session, "propagate_soft", propagate_soft)
     out = tmp_path / "out"
     argv = ["jhmdb", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
     assert evaluate.main([*argv, "--max-frames", "5"]) == 0
@@ -487,7 +489,7 @@ def test_torchrun_two_ranks_score_and_gather(tmp_path):
     results = gt_as_results(root, tmp_path / "res", ["a", "b", "c"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m"]
-    cmd += ["sfcprop.evaluate", "davis", "--root", str(root), "--results", str(results)]
+    cmd += ["sfcprop.apps.evaluate", "davis", "--root", str(root), "--results", str(results)]
     proc = subprocess.run([*cmd, "--quiet"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("Global results") == 1  # rank 0 only
@@ -499,8 +501,8 @@ def test_torchrun_two_ranks_score_and_gather(tmp_path):
 
 
 def needs_core():
-    if importlib.util.find_spec("sfcprop.propagation") is None:
-        pytest.skip("sfcprop.propagation is not there yet")
+    if importlib.util.find_spec("sfcprop.session") is None:
+        pytest.skip("sfcprop.session is not there yet")
 
 
 def test_end_to_end_davis_matches_the_golden_sfc_run(tmp_path):
@@ -537,7 +539,7 @@ def test_end_to_end_jhmdb(tmp_path):
 
 def test_end_to_end_with_the_shipped_weights(tmp_path):
     needs_core()
-    from sfcprop.backbones.registry import shipped_weights
+    from sfcprop.models.registry import shipped_weights
 
     try:
         shipped_weights("fc-r18-sfcprop.safetensors")
@@ -560,7 +562,7 @@ def test_torchrun_propagation_equals_one_process(tmp_path):
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun not on PATH")
     root = need(DATA and DATA / "davis2016", "shared DAVIS-2016 data")
-    from sfcprop.backbones import resnet18
+    from sfcprop.models import resnet18
 
     torch.manual_seed(0)
     ckpt = tmp_path / "r18.pth"
@@ -569,14 +571,14 @@ def test_torchrun_propagation_equals_one_process(tmp_path):
     args += ["--sequences", "blackswan,dog,car-shadow", "--device", "cpu", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run(
-        [sys.executable, "-m", "sfcprop.evaluate", *args, "--out", str(tmp_path / "one")],
+        [sys.executable, "-m", "sfcprop.apps.evaluate", *args, "--out", str(tmp_path / "one")],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert one.returncode == 0, one.stderr[-2000:]
-    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "sfcprop.evaluate"]
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "sfcprop.apps.evaluate"]
     two = subprocess.run(
         [*cmd, *args, "--out", str(tmp_path / "two")],
         env=env,
@@ -613,7 +615,7 @@ def test_vip_scores_frame_0_too(tmp_path):
 
 
 def test_vip_label_quirk_reaches_the_propagation(tmp_path, monkeypatch, stub_model):
-    import sfcprop.propagation
+    import sfcprop.session
 
     root = tmp_path / "VIP"
     (root / "lists").mkdir(parents=True)
@@ -634,14 +636,14 @@ def test_vip_label_quirk_reaches_the_propagation(tmp_path, monkeypatch, stub_mod
             seen["codec"].check(t, mask, mask.shape, True)
 
         def result(self, return_soft=False):
-            from sfcprop.propagation import Propagation
+            from sfcprop.session.results import Propagation
 
             n = len(seen["codec"].ids)
             soft = torch.zeros(2, n, 2, 2)
             soft[:, 0] = 1
             return Propagation(torch.zeros(0), seen["codec"].ids, soft)
 
-    monkeypatch.setattr(sfcprop.propagation, "Session", FakeSession)
+    monkeypatch.setattr(sfcprop.session, "Session", FakeSession)
     out = tmp_path / "out"
     argv = ["vip", "--root", str(root), "--backbone", "n", "--out", str(out), "--quiet"]
     assert evaluate.main([*argv, "--size", "10", "--vip-label-quirk"]) == 0

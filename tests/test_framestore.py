@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from sfcprop.framestore import FrameStore
-from sfcprop.synthetic import generate_clip
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.io.framestore import FrameStore
 
 
 @pytest.fixture(scope="module")

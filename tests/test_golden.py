@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from sfcprop import labels
-from sfcprop.backbones import backbone
-from sfcprop.io import list_images, read_mask
-from sfcprop.propagation import propagate
+from sfcprop.io.frames import list_images
+from sfcprop.io.masks import read_mask
+from sfcprop.models import backbone
+from sfcprop.session.api import propagate
 
 CASES = ["fc-bmx-trees", "crw-dog", "sfc-kite-surf"]
 CHECKPOINT = {"fine-grained": "pretrained_fc.pth", "crw": "pretrained.pth"}

@@ -20,9 +20,8 @@ import pytest
 import torch
 import torchvision
 
-from sfcprop import hub
-from sfcprop.backbones import backbone
-from sfcprop.backbones.registry import REGISTRY, Release
+from sfcprop.models import backbone, hub
+from sfcprop.models.registry import REGISTRY, Release
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ SOURCES = ("pyproject.toml", "setup.py", "README.md", "sfcprop", "weights")
 # the shipped model come from.
 CHECK = f"""
 import json, sfcprop
-from sfcprop.backbones.registry import shipped_weights
+from sfcprop.models.registry import shipped_weights
 print(json.dumps({{"file": sfcprop.__file__, "propagate": callable(sfcprop.propagate),
                   "weights": str(shipped_weights({MODEL!r}))}}))
 """

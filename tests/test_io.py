@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 from toys import PooledColour
 
-from sfcprop import datasets, io, labels
-from sfcprop.propagation import Propagator, propagate, propagate_iter, propagate_soft
-from sfcprop.synthetic import generate_clip
+from sfcprop import io, labels
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.core.propagator import Propagator
+from sfcprop.io import matfile
+from sfcprop.session.api import propagate, propagate_iter, propagate_soft
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -149,17 +151,17 @@ def test_video_writer_pads_odd_sizes_and_refuses_mixed(tmp_path):
 
 
 def test_sizes_and_resizing():
-    assert io.short_side_size((480, 854), 240) == (240, 427)
-    assert io.short_side_size((854, 480), 480) == (854, 480)
-    assert io.short_side_size((48, 80), None) == (48, 80)
+    assert labels.short_side_size((480, 854), 240) == (240, 427)
+    assert labels.short_side_size((854, 480), 480) == (854, 480)
+    assert labels.short_side_size((48, 80), None) == (48, 80)
     with pytest.raises(ValueError, match="short_side"):
-        io.short_side_size((48, 80), 0)
+        labels.short_side_size((48, 80), 0)
     ids = torch.from_numpy(np.random.default_rng(0).integers(0, 5, (37, 53)))
     for size in [(20, 30), (74, 106)]:
         pil = Image.fromarray(ids.numpy().astype(np.uint8)).resize(size[::-1], Image.NEAREST)
-        assert np.array_equal(io.resize_ids(ids, size).numpy(), np.asarray(pil))
+        assert np.array_equal(labels.resize_ids(ids, size).numpy(), np.asarray(pil))
     frame = torch.full((3, 40, 60), 200, dtype=torch.uint8)
-    small = io.resize_frame(frame, (20, 30))
+    small = labels.resize_frame(frame, (20, 30))
     assert small.shape == (3, 20, 30) and small.dtype == torch.uint8 and (small == 200).all()
 
 
@@ -181,9 +183,11 @@ def test_short_side_outputs_at_the_original_size(clip, net):
     assert out.soft.shape == (6, 3, 3, 5)  # the grid of the 24 x 40 frames
     # by hand: frames resized, mask resized nearest, soft labels decoded at 48 x 80
     prop = Propagator(net, topk=5, context=2, radius=4)
-    small = io.resize_ids(mask, (24, 40))
-    prop.start(io.resize_frame(clip.frames[0], (24, 40)), labels.to_grid(small, [0, 1, 2], (3, 5)))
-    soft = prop.step(io.resize_frame(clip.frames[1], (24, 40)))
+    small = labels.resize_ids(mask, (24, 40))
+    prop.start(
+        labels.resize_frame(clip.frames[0], (24, 40)), labels.to_grid(small, [0, 1, 2], (3, 5))
+    )
+    soft = prop.step(labels.resize_frame(clip.frames[1], (24, 40)))
     torch.testing.assert_close(soft, out.soft[1])
     assert torch.equal(labels.decode(soft, [0, 1, 2], (48, 80)), out.ids[1])
 
@@ -280,7 +284,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     """Atomic writes go through mkstemp (owner-only); the final file follows the umask."""
     import os
 
-    from sfcprop.io import write_mask
+    from sfcprop.io.masks import write_mask
 
     umask = os.umask(0o022)
     try:
@@ -363,13 +367,13 @@ def test_mat_that_inflates_without_limit_is_refused(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 2 * datasets.MAT_MAX_BYTES + (8 << 20)
+    assert peak < 2 * matfile.MAT_MAX_BYTES + (8 << 20)
     big = tmp_path / "big.mat"
-    big.write_bytes(bomb.read_bytes()[:128] + bytes(datasets.MAT_MAX_BYTES + 1))
+    big.write_bytes(bomb.read_bytes()[:128] + bytes(matfile.MAT_MAX_BYTES + 1))
     with pytest.raises(ValueError, match="a .mat file is read up to 16 MiB"):
         io.read_joint_positions(big)
     with pytest.raises(ValueError, match="inflates to more than 16 MiB"):  # eval's reader too
-        datasets.read_mat(bomb)
+        matfile.read_mat(bomb)
 
 
 def _faststart_mp4(path, frames):

@@ -5,9 +5,13 @@ import pytest
 import torch
 from toys import PooledColour
 
-from sfcprop import confidence, labels
-from sfcprop.propagation import RULES, Propagator, Session, combine, propagate, propagate_soft
-from sfcprop.synthetic import generate_clip
+from sfcprop import labels
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.core.propagator import Propagator
+from sfcprop.session import confidence
+from sfcprop.session.api import propagate, propagate_soft
+from sfcprop.session.combine import RULES, combine
+from sfcprop.session.session import Session
 
 PARAMS = dict(topk=5, context=3, radius=4)
 
@@ -108,11 +112,11 @@ def test_a_correction_recomputes_only_the_neighbouring_frames(clip, net, one_thr
     s.annotate(8, clip.masks[8].long())
     before = s.result()
     kept = {t: s.results[t].soft for t in range(9, 12)}
-    encoded, steps = s.prop.encoded, s.steps
+    encoded, steps = s.model.encoded, s.steps
     s.annotate(4, clip.masks[4].long())  # a correction between the keyframes 0 and 8
     after = s.result()
     # passes 0->4, 4->0, 4->8, 8->4: each encodes its keyframe and the 3 frames between
-    assert s.prop.encoded - encoded == 4 * 4
+    assert s.model.encoded - encoded == 4 * 4
     assert s.steps - steps == 4 * 3
     for t in range(9, 12):  # beyond the next keyframe: untouched
         assert s.results[t].soft is kept[t]
@@ -128,11 +132,11 @@ def test_a_correction_reuses_the_features_it_kept(clip, net, one_thread):
     s.annotate(0, clip.masks[0].long())
     s.annotate(11, clip.masks[11].long())
     s.result()
-    encoded = s.prop.encoded
+    encoded = s.model.encoded
     assert encoded == 12  # each frame once, although two passes read most of them
     s.annotate(6, clip.masks[6].long())
     s.result()
-    assert s.prop.encoded == encoded  # every feature map was in the cache
+    assert s.model.encoded == encoded  # every feature map was in the cache
     s.remove(6)
     assert torch.equal(
         s.result().ids[6],
@@ -219,7 +223,7 @@ def test_bad_rule(clip, net):
 
 
 def test_keypoint_keyframes(clip, net, one_thread):
-    from sfcprop.tracking import track_keypoints
+    from sfcprop.session.tracking import track_keypoints
 
     p0 = [[20.0, 30.0], [70.0, 40.0]]
     p6 = [[30.0, 32.0], [60.0, 38.0]]
@@ -234,7 +238,7 @@ def test_keypoint_keyframes(clip, net, one_thread):
 def test_crw_vip_label_quirk_blends_ids_into_extra_channels():
     """Spec section 5: a grey map with ids {0, 2, 13, 14} resized bilinearly holds
     blended values that become extra label channels."""
-    from sfcprop.codecs import MaskCodec
+    from sfcprop.labels.codecs import MaskCodec
 
     mask = torch.zeros(40, 40, dtype=torch.long)
     mask[8:30, 5:20], mask[8:30, 20:35], mask[30:, :] = 2, 13, 14

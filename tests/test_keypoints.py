@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sfcprop.keypoints import decode_keypoints, encode_keypoints, grid_size
+from sfcprop.labels.keypoints import decode_keypoints, encode_keypoints, grid_size
 
 HW, GRID = (240, 320), (40, 40)  # a JHMDB frame, resized to 320x320 -> a 40x40 grid
 

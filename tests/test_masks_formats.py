@@ -12,8 +12,8 @@ from PIL import Image
 from toys import PooledColour
 
 from sfcprop import io, labels
-from sfcprop.propagation import propagate
-from sfcprop.synthetic import generate_clip
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.session.api import propagate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,7 +73,7 @@ def test_bool_01_and_0255_arrays_and_pngs_are_one_object(tmp_path):
         mask = io.load_first_mask(source)
         assert mask.dtype == torch.int64 and torch.equal(mask, torch.from_numpy(binary > 0).long())
         assert _ids(source) == [0, 1], source
-        assert labels.label_ids(labels.as_mask_tensor(np.asarray(binary))) == [0, 1]
+        assert labels.label_ids(io.as_mask_tensor(np.asarray(binary))) == [0, 1]
 
 
 def test_a_bool_mask_propagates(clip):
@@ -136,7 +136,7 @@ def test_colour_mask_without_black_and_with_transparency(tmp_path):
 
 def test_colour_mask_errors():
     with pytest.raises(ValueError, match="holds colours: read it with sfcprop.io.read_mask"):
-        labels.as_mask_tensor(_colours())
+        io.as_mask_tensor(_colours())
     noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="more than the 255 objects"):
         io.read_mask(noise)

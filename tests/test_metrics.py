@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sfcprop import metrics
+from sfcprop.bench import metrics
 
 scipy_ndimage = pytest.importorskip("scipy.ndimage")
 

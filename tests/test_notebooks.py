@@ -30,14 +30,14 @@ import sys
 sys.path[:0] = [{str(REPO)!r}, {str(REPO / "tests")!r}]
 import torch
 torch.set_num_threads(1)
-import sfcprop.backbones, sfcprop.datasets
+import sfcprop.models, sfcprop.bench.datasets
 from toys import PooledColour
-_real = sfcprop.backbones.backbone
-sfcprop.backbones.backbone = (
+_real = sfcprop.models.backbone
+sfcprop.models.backbone = (
     lambda name, *a, **k: PooledColour().eval() if name == "fc" else _real(name, *a, **k)
 )
 """
-NO_DATA_CELL = "sfcprop.datasets.data_root = lambda *a: None"
+NO_DATA_CELL = "sfcprop.bench.datasets.data_root = lambda *a: None"
 
 
 def notebook_from_script(path: Path):

@@ -19,13 +19,13 @@ def test_every_subpackage_is_packaged():
 
 
 def test_the_command_starts_without_torch_so_its_error_policy_covers_start_up():
-    """`import sfcprop` (and `sfcprop.cli`) load torch only when a name needs it: Ctrl-C
+    """`import sfcprop` (and `sfcprop.apps.cli`) load torch only when a name needs it: Ctrl-C
     while torch loads then lands in the command's error policy (exit 130, one line)."""
     import subprocess
     import sys
 
     code = (
-        "import sys, sfcprop, sfcprop.cli; assert 'torch' not in sys.modules; "
+        "import sys, sfcprop, sfcprop.apps.cli; assert 'torch' not in sys.modules; "
         "sfcprop.Config; assert 'torch' not in sys.modules; sfcprop.propagate; "
         "assert 'torch' in sys.modules; "
         "print([n for n in sfcprop.__all__ if getattr(sfcprop, n, None) is None])"

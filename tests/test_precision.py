@@ -5,10 +5,11 @@ import pytest
 import torch
 from toys import PooledColour
 
-from sfcprop import affinity, propagate
-from sfcprop.precision import no_tf32
-from sfcprop.propagation import Propagator
-from sfcprop.synthetic import generate_clip
+from sfcprop import propagate
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.core import affinity
+from sfcprop.core.precision import no_tf32
+from sfcprop.core.propagator import Propagator
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from sfcprop import progress
+from sfcprop.io import progress
 
 
 def test_auto_follows_the_terminal(monkeypatch):

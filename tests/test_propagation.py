@@ -7,10 +7,11 @@ from PIL import Image
 from toys import PooledColour
 
 from sfcprop import labels
-from sfcprop.features import Encoder, fuse
-from sfcprop.io import write_mask
-from sfcprop.propagation import Propagator, propagate, propagate_soft
-from sfcprop.synthetic import generate_clip
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.core.features import Encoder, fuse
+from sfcprop.core.propagator import Propagator
+from sfcprop.io.masks import write_mask
+from sfcprop.session.api import propagate, propagate_soft
 
 
 @pytest.fixture(scope="module")

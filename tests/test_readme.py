@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from sfcprop import io
-from sfcprop.synthetic import generate_clip
+from sfcprop.bench.synthetic import generate_clip
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # illustrative values that a 96x64 clip cannot show: (README text, value used here)

@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from sfcprop import hub
-from sfcprop.backbones import LayerAdapter, ResNetTrunk, backbone, list_backbones
-from sfcprop.backbones import registry as reg
+from sfcprop.models import LayerAdapter, ResNetTrunk, backbone, hub, list_backbones
+from sfcprop.models import registry as reg
 
 REQUIRED = [
     "fc", "crw", "mocov1", "mocov2", "simclr", "byol", "instdis", "simsiam", "vince", "vfs",
@@ -214,7 +213,7 @@ def test_cli_says_how_each_release_is_verified(capsys: pytest.CaptureFixture[str
 
 @pytest.mark.parametrize("run", ["registry", "sfcprop"])
 def test_cli_unknown_name_is_one_line_error(run: str, capsys: pytest.CaptureFixture[str]):
-    from sfcprop.cli import main
+    from sfcprop.apps.cli import main
 
     rc = reg.cli_main(["nope"]) if run == "registry" else main(["backbones", "nope"])
     out, err = capsys.readouterr()

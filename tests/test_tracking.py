@@ -6,11 +6,13 @@ import pytest
 import torch
 from toys import PooledColour
 
-from sfcprop import Tracks, keypoints, metrics, track_keypoints
-from sfcprop.codecs import check_points
-from sfcprop.io import read_joint_positions
-from sfcprop.synthetic import generate_clip
-from sfcprop.tracking import JHMDB_JOINTS, track_keypoints_iter
+from sfcprop import Tracks, track_keypoints
+from sfcprop.bench import metrics
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.io.points import read_joint_positions
+from sfcprop.labels import keypoints
+from sfcprop.labels.codecs import check_points
+from sfcprop.session.tracking import JHMDB_JOINTS, track_keypoints_iter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

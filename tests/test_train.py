@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from sfcprop.backbones import resnet18
+from sfcprop.models import resnet18
 from sfcprop.train import (
     TrainConfig,
     byol_loss,
@@ -347,7 +347,7 @@ def test_export_of_the_target_encoder_writes_the_ema_weights(short_run, tmp_path
 
 
 def test_bn_recalibration_matches_per_image_statistics(short_run, image_root):
-    from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
+    from sfcprop.models.base import IMAGENET_MEAN, IMAGENET_STD
     from sfcprop.train.batchnorm import pick_images, recalibrate_bn
     from sfcprop.train.export import trunk_state_dict
 

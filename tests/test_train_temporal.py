@@ -182,7 +182,7 @@ def test_init_starts_both_encoders_from_an_exported_trunk(video_root, tmp_path):
 
 
 def test_hflip_mirrors_both_views_of_an_item_and_nothing_else(video_root):
-    from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
+    from sfcprop.models.base import IMAGENET_MEAN, IMAGENET_STD
     from sfcprop.train.data import _crop
 
     path = sorted((video_root / "a").glob("*.png"))[0]

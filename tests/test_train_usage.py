@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sfcprop import cli
+from sfcprop.apps import cli
 
 REPO = Path(__file__).resolve().parents[1]
 

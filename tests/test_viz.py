@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sfcprop import Propagation, Tracks, viz
-from sfcprop.io import DAVIS_PALETTE
+from sfcprop import Propagation, Tracks
+from sfcprop.io import viz
+from sfcprop.io.masks import DAVIS_PALETTE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

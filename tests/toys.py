@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from sfcprop.backbones import Correspondence
+from sfcprop.models import Correspondence
 
 
 class PooledColour(Correspondence):

@@ -5,10 +5,10 @@ loss pieces `positive_mask`, `dense_loss`, `dense_infonce_loss`, `cycle_loss`,
 `byol_loss`, `ema_momentum`.
 """
 
-from .cli import main
-from .config import TrainConfig
-from .export import export_trunk
-from .objectives import (
+from sfcprop.train.cli import main
+from sfcprop.train.config import TrainConfig
+from sfcprop.train.export import export_trunk
+from sfcprop.train.objectives import (
     byol_loss,
     cycle_loss,
     dense_infonce_loss,
@@ -16,7 +16,7 @@ from .objectives import (
     ema_momentum,
     positive_mask,
 )
-from .trainer import train
+from sfcprop.train.trainer import train
 
 __all__ = [
     "TrainConfig",

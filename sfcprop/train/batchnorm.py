@@ -14,10 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
-from sfcprop.backbones.resnet import resnet18
-
-from .data import _load, _to_tensor, list_images
+from sfcprop.models.base import IMAGENET_MEAN, IMAGENET_STD
+from sfcprop.models.resnet import resnet18
+from sfcprop.train.data import _load, _to_tensor, list_images
 
 
 def pick_images(root: str | Path, count: int, seed: int = 0) -> list[Path]:

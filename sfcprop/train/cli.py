@@ -8,9 +8,9 @@ from dataclasses import MISSING, fields
 
 import torch
 
-from .batchnorm import pick_images
-from .config import TrainConfig
-from .export import ENCODERS, export_trunk
+from sfcprop.train.batchnorm import pick_images
+from sfcprop.train.config import TrainConfig
+from sfcprop.train.export import ENCODERS, export_trunk
 
 MODULE_PROG = "python -m sfcprop.train"
 COMMAND_PROG = "sfcprop train-fc"  # the subcommand of the `sfcprop` command
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 0
     if not args.image_root:
         parser.error("--image-root is required for training")
-    from .trainer import train
+    from sfcprop.train.trainer import train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     train(cfg, stop_at=args.stop_at)

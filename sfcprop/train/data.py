@@ -17,7 +17,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 
-from sfcprop.backbones.base import IMAGENET_MEAN, IMAGENET_STD
+from sfcprop.models.base import IMAGENET_MEAN, IMAGENET_STD
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from sfcprop.backbones.resnet import resnet18
-
-from .batchnorm import recalibrate_bn
-from .checkpoint import load_checkpoint
+from sfcprop.models.resnet import resnet18
+from sfcprop.train.batchnorm import recalibrate_bn
+from sfcprop.train.checkpoint import load_checkpoint
 
 PREFIX = "online_encoder."
 ENCODERS = ("online", "target")
@@ -25,7 +24,7 @@ def trunk_state_dict(
 
     `encoder`: "online" (the trained network) or "target" (its EMA, BN statistics from its own
     forward passes). Checks that the keys are exactly those of
-    `sfcprop.backbones.resnet18().state_dict()` (90 for ResNet-18: weights, BN running stats
+    `sfcprop.models.resnet18().state_dict()` (90 for ResNet-18: weights, BN running stats
     and `num_batches_tracked`).
     """
     if encoder not in ENCODERS:

@@ -12,9 +12,14 @@ import copy
 import torch
 from torch import nn
 
-from sfcprop.backbones.resnet import resnet18
-
-from .objectives import byol_loss, cycle_loss, dense_infonce_loss, dense_loss, positive_mask
+from sfcprop.models.resnet import resnet18
+from sfcprop.train.objectives import (
+    byol_loss,
+    cycle_loss,
+    dense_infonce_loss,
+    dense_loss,
+    positive_mask,
+)
 
 
 class Head(nn.Module):

@@ -18,12 +18,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from .config import RECIPE_FIELDS, TrainConfig
-from .data import ClipDataset, StepBatchSampler, TwoViewDataset
-from .export import PREFIX
-from .model import FCNet
-from .objectives import ema_momentum
+from sfcprop.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from sfcprop.train.config import RECIPE_FIELDS, TrainConfig
+from sfcprop.train.data import ClipDataset, StepBatchSampler, TwoViewDataset
+from sfcprop.train.export import PREFIX
+from sfcprop.train.model import FCNet
+from sfcprop.train.objectives import ema_momentum
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 def init_state(path: str) -> dict[str, torch.Tensor]:
     """Encoder weights (torchvision keys) from an exported trunk or a training checkpoint."""
-    from sfcprop.checkpoints import read_checkpoint
+    from sfcprop.models.checkpoints import read_checkpoint
 
     stored = read_checkpoint(path, namespace=False)
     if isinstance(stored, dict) and isinstance(stored.get("model"), dict):  # a training run

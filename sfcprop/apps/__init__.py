@@ -1,0 +1,1 @@
+"""Thin applications over the public API: the command line, the evaluations, the demo."""

@@ -1,0 +1,1 @@
+"""Benchmarks' data: dataset readers (DAVIS, JHMDB, VIP), the official metrics, generated clips."""

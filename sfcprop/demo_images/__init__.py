@@ -1,2 +1,0 @@
-"""The photographs of `sfcprop demo`'s clip (`sfcprop.synthetic.photo_clip`); sources and
-licences in LICENSES.md."""

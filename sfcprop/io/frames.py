@@ -1,0 +1,266 @@
+"""Frames in: folders of images, video files, arrays, tensors and lists, read lazily and by index.
+
+A folder or a video file is decoded one frame at a time, so a long video never sits in memory.
+Video files need PyAV (`pip install 'sfcprop[video]'`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sfcprop.errors import check_shape
+
+FrameSource = torch.Tensor | np.ndarray | Sequence | Iterable | str | os.PathLike
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
+
+VIDEO_EXTRA = "pip install 'sfcprop[video]'"
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders `frame2` before `frame10`."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a folder in natural order; ValueError when there are none. What is
+    not a regular image file is skipped: folders (even one named `x.jpg`), dotfiles and
+    macOS's `._*` AppleDouble files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder of frames: {folder}")
+    files = list_files(folder, IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def list_files(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
+    """The regular, not hidden files of `folder` whose suffix (any case) is one of
+    `suffixes`, in natural order."""
+    files = [
+        p
+        for p in Path(folder).iterdir()
+        if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file()
+    ]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """An image file as uint8 RGB `[3, H, W]`."""
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such image file: {path}") from None
+    except OSError as e:
+        raise ValueError(f"cannot read image {path}: {e}") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def _from_pil(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1)
+
+
+def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
+    """Frames one at a time as uint8 `[3, H, W]` tensors.
+
+    source: uint8 `[T, 3, H, W]` tensor, uint8 `[T, H, W, 3]` array, a folder of image
+    files (natural order), a video file (PyAV), or any iterable of frames (a list, a
+    generator, a `VideoReader`, `Frames`), each a PIL image, an image path, a uint8
+    `[3, H, W]` tensor or a uint8 `[H, W, 3]` array.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        source = open_frames(source).source
+    if isinstance(source, torch.Tensor):
+        check_shape(source, "T 3 H W", "frames as a tensor", torch.uint8)
+        yield from source
+        return
+    if isinstance(source, np.ndarray):
+        check_shape(source, "T H W 3", "frames as an array", np.uint8)
+        for frame in source:
+            yield torch.from_numpy(frame.copy()).permute(2, 0, 1)
+        return
+    if isinstance(source, Frames):
+        source = source.source
+    for item in source:
+        yield _frame(item)
+
+
+FRAME_KINDS = (
+    "a PIL image, an image path, a uint8 [3, H, W] tensor or a uint8 [H, W, 3] array "
+    "(or give all frames as one uint8 [T, 3, H, W] tensor or [T, H, W, 3] array)"
+)
+
+
+def _shaped(frame, dtype, channels: int) -> bool:
+    """A 3-dimensional `frame` of `dtype` with 3 colours along axis `channels`."""
+    return frame.ndim == 3 and frame.dtype == dtype and frame.shape[channels] == 3
+
+
+def _frame(item) -> torch.Tensor:
+    """One item of an iterable of frames as uint8 `[3, H, W]`."""
+    if isinstance(item, Image.Image):
+        return _from_pil(item)
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item)
+    if isinstance(item, torch.Tensor) and _shaped(item, torch.uint8, 0):
+        return item
+    if isinstance(item, np.ndarray) and _shaped(item, np.uint8, 2):
+        return torch.from_numpy(item.copy()).permute(2, 0, 1)
+    what = type(item).__name__
+    if isinstance(item, (torch.Tensor, np.ndarray)):
+        what += f" {str(item.dtype).removeprefix('torch.')} {tuple(item.shape)}"
+    raise TypeError(f"cannot read a frame from {what}: a frame is {FRAME_KINDS}")
+
+
+def require_av():
+    """The PyAV module, or an ImportError that names the extra to install."""
+    try:
+        import av
+    except ImportError:
+        raise ImportError(f"video files need PyAV: {VIDEO_EXTRA}") from None
+    return av
+
+
+class VideoReader:
+    """A video file decoded lazily, one uint8 RGB `[3, H, W]` frame at a time (PyAV).
+
+    Opening it decodes the first frame, so a file that the decoder rejects fails here with
+    a ValueError. `num_frames`: the frame count in the container's header (None when it
+    does not say; some files are off: the JHMDB sample's .avi says 48 and holds 40);
+    `decoded`: the frames the last complete iteration decoded (None before one);
+    `fps`: the average frame rate (None when unknown); `size`: `(H, W)`. Each iteration
+    decodes the file again from the start.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such video file: {path}")
+        av = require_av()
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise ValueError(f"{path} holds no video stream")
+                stream = container.streams.video[0]
+                self.num_frames: int | None = stream.frames or None
+                rate = stream.average_rate or stream.guessed_rate
+                self.fps: float | None = float(rate) if rate else None
+                first = next(container.decode(stream), None)
+        except (av.error.FFmpegError, OSError) as e:
+            raise ValueError(f"cannot decode video {path}: {_one_line(e)}") from None
+        if first is None:
+            raise ValueError(f"the video {path} holds no frames")
+        self.size = (first.height, first.width)
+        self.decoded: int | None = None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        av = require_av()
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                n = 0
+                for frame in container.decode(stream):
+                    yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    n += 1
+        except (av.error.FFmpegError, OSError) as e:
+            raise ValueError(f"cannot decode video {self.path}: {_one_line(e)}") from None
+        self.decoded = n
+
+    def shortfall(self) -> str | None:
+        """`"the header of <file> says N frames, M were decoded"` when the last complete
+        iteration gave fewer frames than the header promised, else None."""
+        if self.decoded is None or self.num_frames is None or self.decoded >= self.num_frames:
+            return None
+        name, promised = self.path.name, self.num_frames
+        return f"the header of {name} says {promised} frames, {self.decoded} were decoded"
+
+
+class Frames:
+    """A source of frames (see `iter_frames`) with what an output needs to know about it.
+
+    Iterating gives uint8 `[3, H, W]` frames, lazily for folders and video files.
+    `name(t)`: the output stem of frame t (the file's stem for a folder or a list of image
+    paths, else `00000`, `00001` ...); `count`: the number of frames when known without
+    decoding (None otherwise; for a video file, its header's count, which can be off);
+    `fps`: a video file's frame rate (None otherwise); `folder`: the input folder of a
+    folder source.
+    """
+
+    def __init__(self, source: FrameSource) -> None:
+        self.folder: Path | None = None
+        self.fps: float | None = None
+        self._stems: list[str] | None = None
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if path.is_dir():
+                self.folder = path
+                source = list_images(path)
+            elif not path.exists():
+                raise FileNotFoundError(f"no such folder of frames or video file: {path}")
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                raise ValueError(
+                    f"{path} is a single image; give a folder of frames or a video file"
+                )
+            else:
+                source = VideoReader(path)
+                self.fps = source.fps
+        if isinstance(source, VideoReader):
+            self.fps = source.fps
+        if isinstance(source, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in source):
+            self._stems = [Path(p).stem for p in source]
+            seen: dict[str, Path] = {}
+            for p in source:
+                other = seen.setdefault(Path(p).stem, Path(p))
+                if other != Path(p):
+                    raise ValueError(f"two frames share the name {Path(p).stem!r}: {other}, {p}")
+        self.source = source
+        self.count: int | None = (
+            source.num_frames
+            if isinstance(source, VideoReader)
+            else (len(source) if hasattr(source, "__len__") else None)
+        )
+
+    def shortfall(self) -> str | None:
+        """For a video file that decoded to fewer frames than its header says, a note
+        saying both counts (see `VideoReader.shortfall`); else None."""
+        return self.source.shortfall() if isinstance(self.source, VideoReader) else None
+
+    def name(self, t: int) -> str:
+        """The output stem of frame `t`."""
+        if self._stems is not None and t < len(self._stems):
+            return self._stems[t]
+        return f"{t:05d}"
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter_frames(self.source)
+
+
+def open_frames(source: FrameSource) -> Frames:
+    """`Frames` of a folder, a video file, an array, a tensor or a list (see `iter_frames`).
+    A folder is listed and a video's first frame decoded now, so bad inputs fail early."""
+    return source if isinstance(source, Frames) else Frames(source)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def count_frames(frames: FrameSource) -> int | None:
+    """The number of frames when known without decoding them (None otherwise)."""
+    if isinstance(frames, str | os.PathLike | Frames):
+        try:
+            return open_frames(frames).count
+        except (OSError, ValueError, ImportError):
+            return None  # reported when the frames are read
+    return len(frames) if hasattr(frames, "__len__") else None

@@ -1,0 +1,121 @@
+"""Frames by index, for passes that read a video out of order (keyframes, corrections).
+
+Folders, lists and arrays are indexed directly (a folder's files are read when asked
+for). A video file or an iterator is decoded once, in order, as far as asked; with `keep`
+its decoded frames are held in a bounded cache: in memory up to `memory` bytes, then as
+raw files in a temporary folder (removed by `close`), so a long video is never held
+whole in memory and never decoded twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sfcprop.io.frames import Frames, FrameSource, iter_frames, open_frames
+
+DEFAULT_MEMORY = 512 << 20
+
+
+class FrameStore:
+    """`store[t]`: uint8 `[3, H, W]` frame t of `source` (see `sfcprop.io.iter_frames`).
+
+    `len(store)` is known for indexable sources; for a video or an iterator it is known
+    once the end was reached (`known_length`), and `store.has(t)` decodes as far as `t`."""
+
+    def __init__(self, source: FrameSource, keep: bool = True, memory: int = DEFAULT_MEMORY):
+        self.frames: Frames = open_frames(source)
+        self.keep, self.memory = keep, memory
+        src = self.frames.source
+        self._index = None
+        if isinstance(src, torch.Tensor | np.ndarray) or (
+            isinstance(src, list | tuple) and len(src) > 0
+        ):
+            self._index = src
+            list(iter_frames(src[:1]))  # the source's type and shape, checked now
+        self._iter: Iterator[torch.Tensor] | None = None
+        self._decoded = 0
+        self._end: int | None = len(src) if self._index is not None else None
+        self._ram: dict[int, torch.Tensor] = {}
+        self._ram_bytes = 0
+        self._disk: Path | None = None
+        self._last: tuple[int, torch.Tensor] | None = None
+
+    def name(self, t: int) -> str:
+        return self.frames.name(t)
+
+    @property
+    def known_length(self) -> int | None:
+        return self._end
+
+    def __len__(self) -> int:
+        while self._end is None:
+            self._decode_next()
+        return self._end
+
+    def has(self, t: int) -> bool:
+        """Whether frame `t` exists (decoding as far as it for a sequential source)."""
+        if self._end is not None:
+            return 0 <= t < self._end
+        while self._decoded <= t and self._end is None:
+            self._decode_next()
+        return t < self._decoded
+
+    def __getitem__(self, t: int) -> torch.Tensor:
+        if not self.has(t):
+            raise IndexError(f"frame {t} is past the end of the video ({self._end} frames)")
+        if self._index is not None:
+            if isinstance(self._index, torch.Tensor | np.ndarray):  # [T, ...]: checked whole
+                return next(iter_frames(self._index[t : t + 1]))
+            try:
+                return next(iter_frames([self._index[t]]))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"frame {t}: {e}") from None
+        if self._last is not None and self._last[0] == t:
+            return self._last[1]
+        if t in self._ram:
+            return self._ram[t]
+        path = self._disk / f"{t}.npy" if self._disk is not None else None
+        if path is None or not path.is_file():
+            raise RuntimeError(
+                f"frame {t} was decoded and not kept; open the FrameStore with keep=True "
+                "to read a video out of order"
+            )
+        return torch.from_numpy(np.load(path))
+
+    def _decode_next(self) -> None:
+        if self._iter is None:
+            self._iter = iter(self.frames)
+        try:
+            frame = next(self._iter)
+        except StopIteration:
+            self._end = self._decoded
+            return
+        t = self._decoded
+        self._decoded += 1
+        self._last = (t, frame)
+        if not self.keep:
+            return
+        size = frame.numel()
+        if self._ram_bytes + size <= self.memory:
+            self._ram[t] = frame
+            self._ram_bytes += size
+            return
+        if self._disk is None:
+            self._disk = Path(tempfile.mkdtemp(prefix="sfcprop-frames-"))
+        np.save(self._disk / f"{t}.npy", frame.numpy())
+
+    def close(self) -> None:
+        """Drop the cache (and its temporary folder)."""
+        getattr(self, "_ram", {}).clear()
+        if getattr(self, "_disk", None) is not None:
+            shutil.rmtree(self._disk, ignore_errors=True)
+            self._disk = None
+
+    def __del__(self) -> None:
+        self.close()

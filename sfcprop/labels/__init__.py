@@ -1,0 +1,28 @@
+"""Labels as users give them, onto the feature grid and back: a `Codec` per kind (masks,
+soft / part maps, keypoints), the ids of a mask, and all resizing (frames, ids, soft maps).
+"""
+
+from sfcprop.labels.codecs import KeypointCodec, MaskCodec, SoftCodec, check_points
+from sfcprop.labels.ids import MAX_ID, MAX_LABELS, decode, label_ids, one_hot, to_grid
+from sfcprop.labels.keypoints import decode_keypoints, encode_keypoints, grid_size
+from sfcprop.labels.resize import resize_frame, resize_ids, resize_soft, short_side_size
+
+__all__ = [
+    "MAX_ID",
+    "MAX_LABELS",
+    "KeypointCodec",
+    "MaskCodec",
+    "SoftCodec",
+    "check_points",
+    "decode",
+    "decode_keypoints",
+    "encode_keypoints",
+    "grid_size",
+    "label_ids",
+    "one_hot",
+    "resize_frame",
+    "resize_ids",
+    "resize_soft",
+    "short_side_size",
+    "to_grid",
+]

@@ -1,0 +1,149 @@
+"""`propagate`, `propagate_iter` and `propagate_soft`: a session plus one loop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from sfcprop.core import budget
+from sfcprop.io.frames import FrameSource, count_frames
+from sfcprop.io.masks import load_first_mask
+from sfcprop.io.progress import frames_bar
+from sfcprop.labels import ids as labels
+from sfcprop.labels.codecs import SoftCodec
+from sfcprop.models.base import Correspondence
+from sfcprop.session.combine import DEFAULT_RULE
+from sfcprop.session.results import FrameResult, Propagation
+from sfcprop.session.session import Session, _keyframes
+
+
+def propagate_iter(
+    frames: FrameSource,
+    annotations,
+    backbone: Correspondence | str = "fc",
+    semantic: Correspondence | str | None = None,
+    *,
+    rule: str = DEFAULT_RULE,
+    forward_only: bool = False,
+    reserve_per_frame: int = 0,
+    **settings: Any,
+) -> Iterator[FrameResult]:
+    """`propagate` one frame at a time: yields a `FrameResult` (`t, ids [H, W] uint8 (CPU),
+    soft [L, h, w], confidence [objects], flags`) as each frame is final, in order, so a
+    caller can write it and drop it (nothing accumulates).
+
+    Channel l of `soft` is id l of the union of the annotations' ids (0 first, then the
+    ids in increasing order). `reserve_per_frame`: bytes the caller keeps of each frame,
+    counted against `max_memory` (before any work when the number of frames is known,
+    else as frames are done). Other arguments as `propagate`.
+    """
+    session = Session.streaming(
+        frames, annotations, backbone, semantic, rule=rule, forward_only=forward_only, **settings
+    )
+    yield from _stream(session, reserve_per_frame)
+
+
+def _stream(session: Session, reserve_per_frame: int) -> Iterator[FrameResult]:
+    """The session's results in order, `reserve_per_frame` bytes of each counted against
+    `max_memory` (before any work when the number of frames is known, else as they come)."""
+    max_memory = session.config.max_memory
+    count = count_frames(session.store.frames) if max_memory and reserve_per_frame else None
+    session.outputs = reserve_per_frame * (count or 0)
+    for n, result in enumerate(session.run(), start=1):
+        kept = n * reserve_per_frame
+        plan = session.plan
+        if max_memory and count is None and plan.total + kept > max_memory:
+            raise budget.MemoryBudgetError(
+                f"keeping the results of {n} frames ({budget.format_bytes(kept)}) with "
+                f"the {budget.format_bytes(plan.total)} propagation needs exceeds "
+                f"max_memory = {budget.format_bytes(max_memory)}; stream them instead "
+                "(sfcprop.propagate_iter, or `sfcprop propagate --out`)"
+            )
+        yield result
+
+
+def propagate(
+    frames: FrameSource,
+    annotations,
+    backbone: Correspondence | str = "fc",
+    semantic: Correspondence | str | None = None,
+    *,
+    rule: str = DEFAULT_RULE,
+    forward_only: bool = False,
+    return_soft: bool = False,
+    progress: bool | None = None,
+    **settings: Any,
+) -> Propagation:
+    """Propagate object masks through `frames`.
+
+    frames: uint8 `[T, 3, H, W]` tensor, `[T, H, W, 3]` numpy array, list of PIL images
+    or image paths, a folder of images or a video file. annotations: the first frame's
+    mask (`[H, W]` integer ids, 0 = background, or a palette/greyscale PNG path), or a
+    mapping `{frame index: mask}` of keyframes: frames between two keyframes combine a
+    forward and a backward pass (`rule`, see `combine`; `forward_only` for one
+    direction); an object may first appear at any keyframe; annotated frames come back
+    as given. Settings (`Config` fields, e.g. `preset="davis"`, `topk`, `radius`,
+    `short_side`, `precision`, `max_memory`, `device`; see `Propagator`). progress: a bar
+    (None: where a person is watching, a terminal or a notebook). Returns a
+    `Propagation`: the ids of every frame, per-object confidence and the frames to check
+    (`flags`, `lost()`); with `return_soft`, the soft labels on the encoded frames' grid.
+    """
+    keys = {t: load_first_mask(m) for t, m in _keyframes(annotations).items()}  # read once
+    first = keys[min(keys)]
+    session = Session.streaming(
+        frames, keys, backbone, semantic, rule=rule, forward_only=forward_only, **settings
+    )
+    per_frame = first.numel()  # uint8 ids
+    if return_soft:  # float32 [L, h, w] on the stride-8 grid of the encoded size
+        h, w = session.config.encoded_size(*first.shape)
+        per_frame += len(labels.label_ids(first)) * -(-h // 8) * -(-w // 8) * 4
+    stream = _stream(session, per_frame)
+    out: dict[int, FrameResult] = {}
+    for r in frames_bar(stream, progress, frames):
+        out[r.t] = r
+    order = [out[t] for t in sorted(out)]
+    ids = sorted({i for m in keys.values() for i in labels.label_ids(m, allow_empty=True)})
+    soft = [r.soft.cpu() for r in order] if return_soft else None
+    n_obj = len(ids) - 1
+    confidence = np.stack([r.confidence for r in order]).reshape(len(order), n_obj)
+    flags = [f for r in order for f in r.flags]
+    return Propagation(
+        torch.stack([r.ids for r in order]),
+        ids,
+        torch.stack(soft) if return_soft else None,
+        torch.from_numpy(confidence.astype(np.float32)),
+        flags,
+        sorted(keys),
+    )
+
+
+def propagate_soft(
+    frames: FrameSource,
+    annotations,
+    backbone: Correspondence | str = "fc",
+    semantic: Correspondence | str | None = None,
+    *,
+    rule: str = DEFAULT_RULE,
+    forward_only: bool = False,
+    progress: bool | None = None,
+    **settings: Any,
+) -> torch.Tensor:
+    """Propagate soft labels (keypoint maps, part maps, any number of float maps) given
+    on a keyframe's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to
+    the grid, bilinear): the first frame's maps or `{frame index: maps}`. Returns
+    `[T, L, h, w]` as they are (no argmax, no normalisation)."""
+    session = Session.streaming(
+        frames,
+        annotations,
+        backbone,
+        semantic,
+        rule=rule,
+        forward_only=forward_only,
+        codec=SoftCodec(),
+        **settings,
+    )
+    out = {r.t: r.soft.cpu() for r in frames_bar(session.run(), progress, frames)}
+    return torch.stack([out[t] for t in sorted(out)])

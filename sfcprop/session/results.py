@@ -1,0 +1,56 @@
+"""Typed results: one frame (`FrameResult`), a whole video (`Propagation`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from sfcprop.session import confidence as conf
+
+
+class FrameResult(NamedTuple):
+    """One frame's result: `labels` as the codec decodes them (masks: ids `[H, W]` uint8;
+    soft maps: `[L, h, w]`; points: `(points [K, 2], confidence [K])`), `soft` `[L, h, w]`
+    on the grid, `confidence` `[objects]` in [0, 1], `flags` of this frame."""
+
+    t: int
+    labels: Any
+    soft: torch.Tensor
+    confidence: np.ndarray
+    flags: list[conf.Flag]
+
+    @property
+    def ids(self) -> torch.Tensor:
+        """The ids `[H, W]` uint8 of a mask result."""
+        return self.labels
+
+
+@dataclass
+class Propagation:
+    """Result of `propagate`: ids `[T, H, W]` uint8 (annotated frames as given);
+    `label_ids` (channel l of `soft` is id `label_ids[l]`; object i of `confidence` is
+    `label_ids[i + 1]`); soft `[T, L, h, w]` or None; confidence `[T, objects]` float32
+    in [0, 1] (see `sfcprop.session.confidence`); flags: frames to check (lost objects, likely
+    scene cuts); keyframes: the annotated frames."""
+
+    ids: torch.Tensor
+    label_ids: list[int]
+    soft: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
+    flags: list[conf.Flag] = field(default_factory=list)
+    keyframes: list[int] = field(default_factory=list)
+
+    def lost(self) -> list[tuple[int, int, int]]:
+        """`(object id, first frame, last frame)` of each run of frames an object is lost."""
+        return conf.lost_runs(self.flags)
+
+
+@dataclass
+class _Done:
+    soft: torch.Tensor  # [L, h, w] on the grid, channels as `ids`
+    ids: tuple[int, ...]
+    stats: conf.FrameStats
+    ref: np.ndarray  # [L] reference areas
