@@ -12,6 +12,7 @@ from toys import PooledColour
 
 from sfcprop import io, labels
 from sfcprop.bench.synthetic import generate_clip
+from sfcprop.config import Config
 from sfcprop.core.propagator import Propagator
 from sfcprop.io import matfile
 from sfcprop.session.api import propagate, propagate_iter, propagate_soft
@@ -151,11 +152,12 @@ def test_video_writer_pads_odd_sizes_and_refuses_mixed(tmp_path):
 
 
 def test_sizes_and_resizing():
-    assert labels.short_side_size((480, 854), 240) == (240, 427)
-    assert labels.short_side_size((854, 480), 480) == (854, 480)
-    assert labels.short_side_size((48, 80), None) == (48, 80)
+    # the size rule lives in Config (one place); labels/resize does the resampling
+    assert Config(short_side=240).encoded_size(480, 854) == (240, 427)
+    assert Config(short_side=480).encoded_size(854, 480) == (854, 480)
+    assert Config(short_side=None).encoded_size(48, 80) == (48, 80)
     with pytest.raises(ValueError, match="short_side"):
-        labels.short_side_size((48, 80), 0)
+        Config(short_side=0).encoded_size(48, 80)
     ids = torch.from_numpy(np.random.default_rng(0).integers(0, 5, (37, 53)))
     for size in [(20, 30), (74, 106)]:
         pil = Image.fromarray(ids.numpy().astype(np.uint8)).resize(size[::-1], Image.NEAREST)

@@ -5,7 +5,7 @@ soft / part maps, keypoints), the ids of a mask, and all resizing (frames, ids, 
 from sfcprop.labels.codecs import KeypointCodec, MaskCodec, SoftCodec, check_points
 from sfcprop.labels.ids import MAX_ID, MAX_LABELS, decode, label_ids, one_hot, to_grid
 from sfcprop.labels.keypoints import decode_keypoints, encode_keypoints, grid_size
-from sfcprop.labels.resize import resize_frame, resize_ids, resize_soft, short_side_size
+from sfcprop.labels.resize import resize_frame, resize_ids, resize_soft
 
 __all__ = [
     "MAX_ID",
@@ -23,6 +23,5 @@ __all__ = [
     "resize_frame",
     "resize_ids",
     "resize_soft",
-    "short_side_size",
     "to_grid",
 ]

@@ -7,17 +7,6 @@ import torch
 import torch.nn.functional as F
 
 
-def short_side_size(hw: tuple[int, int], short_side: int | None) -> tuple[int, int]:
-    """`(H, W)` scaled (aspect kept, rounded) so that the shorter side is `short_side`;
-    unchanged for None."""
-    if short_side is None:
-        return int(hw[0]), int(hw[1])
-    if int(short_side) < 1:
-        raise ValueError(f"short_side must be >= 1, got {short_side}")
-    scale = int(short_side) / min(hw)
-    return max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale))
-
-
 def resize_frame(
     frame: torch.Tensor, size: tuple[int, int], policy: str = "antialias"
 ) -> torch.Tensor:

@@ -1,0 +1,154 @@
+"""A model built once, a session per video; one Config from the first call to the kernel;
+the names of the flat 0.1 layout kept as deprecated aliases."""
+
+import importlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from toys import PooledColour
+
+import sfcprop
+from sfcprop.bench.synthetic import generate_clip
+from sfcprop.config import Config
+
+PARAMS = dict(topk=5, context=3, radius=4)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return [generate_clip(num_frames=8, height=48, width=64, seed=s) for s in (3, 4)]
+
+
+@pytest.fixture(scope="module")
+def net():
+    return PooledColour().eval()
+
+
+def keyframes(clip):
+    return {0: clip.masks[0].long(), 6: clip.masks[6].long()}
+
+
+def test_one_model_serves_many_sessions_as_separate_ones_would(clips, net, one_thread):
+    """Two videos over one built model, interleaved, give what two fresh sessions give."""
+    model = sfcprop.load_model(net, **PARAMS)
+    shared = [sfcprop.Session(model, c.frames) for c in clips]
+    for s, c in zip(shared, clips, strict=True):
+        for t, m in keyframes(c).items():
+            s.annotate(t, m)
+    results = [s.result(return_soft=True) for s in reversed(shared)][::-1]
+    for c, got in zip(clips, results, strict=True):
+        alone = sfcprop.Session(c.frames, net, **PARAMS)  # the 0.1 form: its own model
+        for t, m in keyframes(c).items():
+            alone.annotate(t, m)
+        want = alone.result(return_soft=True)
+        assert torch.equal(got.ids, want.ids)
+        torch.testing.assert_close(got.soft, want.soft, rtol=0, atol=0)
+    assert model.stream is None  # sessions open their own passes: the model keeps none
+
+
+def test_the_config_is_built_once_and_passed_whole(clips, net):
+    model = sfcprop.load_model(net, **PARAMS)
+    session = sfcprop.Session(model, clips[0].frames)
+    assert session.config is model.config
+    assert Config.preset(model.config) is model.config  # no overrides: the same object
+    assert sfcprop.load_model(model) is model  # a built model passes through the factory
+
+
+def test_settings_beside_a_built_model_are_an_error(clips, net):
+    model = sfcprop.load_model(net)
+    with pytest.raises(TypeError, match=r"built model carries its own settings.*'radius'"):
+        sfcprop.Session(model, clips[0].frames, radius=3)
+    with pytest.raises(TypeError, match=r"\['preset'\]"):
+        sfcprop.propagate(clips[0].frames, clips[0].masks[0].long(), model, preset="davis")
+
+
+def test_propagate_takes_a_built_model(clips, net, one_thread):
+    clip = clips[0]
+    model = sfcprop.load_model(net, **PARAMS)
+    by_model = sfcprop.propagate(clip.frames, keyframes(clip), model)
+    by_name = sfcprop.propagate(clip.frames, keyframes(clip), net, **PARAMS)
+    assert torch.equal(by_model.ids, by_name.ids)
+    assert torch.equal(by_model.confidence, by_name.confidence)
+
+
+def test_fused_return_soft_uses_the_fused_config(clips, one_thread):
+    """propagate() sized its soft results with the "davis" preset even when two backbones
+    were fused; the session's own Config (davis-sfc, resized here) is used now."""
+    clip = clips[0]
+    out = sfcprop.propagate(
+        clip.frames,
+        clip.masks[0].long(),
+        PooledColour(seed=1).eval(),
+        PooledColour(seed=2).eval(),
+        return_soft=True,
+        size=(32, 40),
+        context=2,
+    )
+    assert out.soft.shape == (8, 3, 4, 5)  # the 32x40 grid, not 48x64's 6x8
+
+
+def test_track_keypoints_iter_yields_typed_results(clips, net, one_thread):
+    clip = clips[0]
+    points = np.array([[10.0, 12.0], [40.0, 30.0]])
+    results = list(sfcprop.track_keypoints_iter(clip.frames, points, net, context=2))
+    assert [r.t for r in results] == list(range(8))
+    assert isinstance(results[0], sfcprop.TrackResult)
+    t, found, confidence = results[0]  # still a tuple for 0.1's callers
+    np.testing.assert_array_equal(found, points)
+    assert results[0].confidence.tolist() == [1.0, 1.0]
+    tracks = sfcprop.track_keypoints(clip.frames, points, net, context=2, progress=False)
+    np.testing.assert_array_equal(tracks.points.numpy(), np.stack([r.points for r in results]))
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [("Preset", sfcprop.Config), ("get_preset", None)],
+)
+def test_old_preset_names_warn_and_still_work(old, new):
+    with pytest.warns(DeprecationWarning, match=f"sfcprop.{old} is deprecated"):
+        value = getattr(sfcprop, old)
+    if new is not None:
+        assert value is new
+    else:
+        assert value("davis", radius=3) == Config.preset("davis", radius=3)
+    with pytest.warns(DeprecationWarning, match=f"sfcprop.config.{old} is deprecated"):
+        getattr(importlib.import_module("sfcprop.config"), old)
+
+
+def test_propagator_preset_is_a_deprecated_name_for_config(net):
+    model = sfcprop.load_model(net)
+    with pytest.warns(DeprecationWarning, match="use .config"):
+        assert model.preset is model.config
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("sfcprop.codecs", "sfcprop.labels.codecs"),
+        ("sfcprop.propagation", "sfcprop.session"),
+        ("sfcprop.backbones", "sfcprop.models"),
+        ("sfcprop.evaluate", "sfcprop.apps.eval"),
+    ],
+)
+def test_module_paths_of_the_flat_layout_warn_and_give_the_new_module(old, new):
+    """In a fresh interpreter (an import is cached per process): the old path imports, warns
+    once naming the new one, and is the very same module object."""
+    code = (
+        "import importlib, warnings\n"
+        "warnings.simplefilter('error')\n"
+        f"new = importlib.import_module({new!r})\n"
+        "try:\n"
+        f"    importlib.import_module({old!r})\n"
+        "except DeprecationWarning as e:\n"
+        "    print(e)\n"
+        "warnings.simplefilter('ignore')\n"
+        f"print(importlib.import_module({old!r}) is new)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        f"{old} moved to {new} (sfcprop 0.2); the old path goes in the next release",
+        "True",
+    ]
