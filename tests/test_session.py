@@ -4,6 +4,7 @@ the names of the flat 0.1 layout kept as deprecated aliases."""
 import importlib
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -152,3 +153,15 @@ def test_module_paths_of_the_flat_layout_warn_and_give_the_new_module(old, new):
         f"{old} moved to {new} (sfcprop 0.2); the old path goes in the next release",
         "True",
     ]
+
+
+def test_track_keypoints_takes_a_built_model(clips, net, one_thread):
+    clip = clips[0]
+    points = np.array([[10.0, 12.0], [40.0, 30.0]])
+    at_own_size = replace(sfcprop.PRESETS["jhmdb"], size=None, resize="antialias", context=2)
+    model = sfcprop.load_model(net, preset=at_own_size)  # track_keypoints' default, context 2
+    by_model = sfcprop.track_keypoints(clip.frames, points, model, progress=False)
+    by_name = sfcprop.track_keypoints(clip.frames, points, net, context=2, progress=False)
+    torch.testing.assert_close(by_model.points, by_name.points, rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"\['short_side'\]"):
+        sfcprop.track_keypoints(clip.frames, points, model, short_side=32)

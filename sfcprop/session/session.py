@@ -77,6 +77,8 @@ class Session:
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
         if isinstance(model, Propagator):
+            if frames is None:
+                raise TypeError("Session(model, frames): the frames of the video are missing")
             self._model: Propagator | None = load_model(model, semantic, preset=preset, **settings)
             self.config = model.config
         else:  # Session(frames, backbone, semantic, **settings): the model on first use

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sfcprop.config import PRESETS, Config
+from sfcprop.core.propagator import Propagator
 from sfcprop.io.frames import FrameSource
 from sfcprop.io.progress import frames_bar
 from sfcprop.labels.codecs import KeypointCodec
@@ -64,7 +65,7 @@ class Tracks(NamedTuple):
 def track_keypoints_iter(
     frames: FrameSource,
     points,
-    backbone: Correspondence | str = "fc",
+    backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
     preset: str | Config | None = None,
@@ -78,15 +79,14 @@ def track_keypoints_iter(
 ) -> Iterator[TrackResult]:
     """`track_keypoints` one frame at a time: yields a `TrackResult` (`t, points [K, 2],
     confidence [K]`) as each frame is final, in order."""
-    if size is not None and short_side is not None:
-        raise ValueError("give size or short_side, not both")
-    if preset is None:  # JHMDB's parameters, at the frames' own size unless asked
-        name = "jhmdb" if semantic is None else "jhmdb-sfc"
-        preset = replace(PRESETS[name], size=None, resize="antialias")
-    config = Config.preset(preset, size=size, short_side=short_side, **settings)
     codec = KeypointCodec(sigma, rounding, topn)
+    given = dict(size=size, short_side=short_side, **settings)
+    if not isinstance(backbone, Propagator):  # JHMDB's parameters unless asked
+        name = "jhmdb" if semantic is None else "jhmdb-sfc"
+        base = preset or replace(PRESETS[name], size=None, resize="antialias")
+        preset, given = Config.preset(base, **given), {}
     session = Session.streaming(
-        frames, points, backbone, semantic, preset=config, rule=rule, codec=codec
+        frames, points, backbone, semantic, preset=preset, rule=rule, codec=codec, **given
     )
     for r in session.run():
         found, confidence = r.labels
@@ -96,7 +96,7 @@ def track_keypoints_iter(
 def track_keypoints(
     frames: FrameSource,
     points,
-    backbone: Correspondence | str = "fc",
+    backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
     preset: str | Config | None = None,
