@@ -62,4 +62,6 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def install() -> None:
     if not any(isinstance(f, _Alias) for f in sys.meta_path):
-        sys.meta_path.append(_Alias())
+        # first: an old submodule path (sfcprop.backbones.registry) is then the moved module
+        # itself, not a second copy loaded through the aliased package's __path__
+        sys.meta_path.insert(0, _Alias())

@@ -325,7 +325,7 @@ COMMANDS = {  # command -> (module, function) the failure is planted in
     "track": ("sfcprop.apps.cli", "_track"),
     "demo": ("sfcprop.apps.cli", "_demo"),
     "eval": ("sfcprop.apps.evaluate", "_run"),
-    "backbones": ("sfcprop.models.registry", "_table"),
+    "backbones": ("sfcprop.apps.backbones", "_table"),
     "train-fc": ("sfcprop.train.cli", "export_trunk"),
 }
 ARGV = {

@@ -20,7 +20,7 @@ import pytest
 import torch
 import torchvision
 
-from sfcprop.models import backbone, hub
+from sfcprop.models import backbone, hub, pins
 from sfcprop.models.registry import REGISTRY, Release
 
 
@@ -288,13 +288,13 @@ def test_download_that_differs_from_the_pin_is_not_kept(server: _Server):
 
 def test_unchanged_file_is_not_hashed_again(server: _Server, monkeypatch: pytest.MonkeyPatch):
     calls = []
-    digests = hub._digests
-    monkeypatch.setattr(hub, "_digests", lambda p, a: calls.append(p) or digests(p, a))
+    digests = pins._digests
+    monkeypatch.setattr(pins, "_digests", lambda p, a: calls.append(p) or digests(p, a))
     source = hub.Source("stamp", "good.pth", url=server.url + "/good.pth")
     path = hub.fetch(source, timeout=10)
     assert len(calls) == 1  # the download
     assert hub.fetch(source) == path and len(calls) == 2  # checked just after its ctime: racy
-    monkeypatch.setattr(hub, "_RACY_NS", 0)  # as if checked long after the file was written
+    monkeypatch.setattr(pins, "_RACY_NS", 0)  # as if checked long after the file was written
     assert hub.fetch(source) == path and len(calls) == 2  # same (size, mtime, ctime, inode)
     os.utime(path)
     assert hub.fetch(source) == path and len(calls) == 3

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from sfcprop.apps.backbones import main as cli_main
 from sfcprop.models import LayerAdapter, ResNetTrunk, backbone, hub, list_backbones
 from sfcprop.models import registry as reg
 
@@ -189,17 +190,17 @@ def test_missing_shipped_file_is_a_clear_error():
 
 
 def test_cli_table_lists_every_backbone(capsys: pytest.CaptureFixture[str]):
-    assert reg.cli_main([]) == 0
+    assert cli_main([]) == 0
     out = capsys.readouterr().out
     assert "reported by the authors" in out
     for name in REQUIRED:
         assert f"\n{name} " in out
-    assert reg.cli_main(["crw"]) == 0
+    assert cli_main(["crw"]) == 0
     assert "pretrained.pth" in capsys.readouterr().out
 
 
 def test_cli_says_how_each_release_is_verified(capsys: pytest.CaptureFixture[str]):
-    assert reg.cli_main([]) == 0
+    assert cli_main([]) == 0
     out = capsys.readouterr().out
     for entry in reg.REGISTRY.values():
         for name in entry.releases:
@@ -207,7 +208,7 @@ def test_cli_says_how_each_release_is_verified(capsys: pytest.CaptureFixture[str
     assert "crw/crw   " in out and "url: full gitsha1 in the registry" in out
     assert "pinned on first use (no hash published)" in out  # fc/sfc
     assert "pinned on first use (published prefix md5:b251726a checked)" in out
-    assert reg.cli_main(["fc"]) == 0
+    assert cli_main(["fc"]) == 0
     assert "verified: url: pinned on first use" in capsys.readouterr().out
 
 
@@ -215,7 +216,7 @@ def test_cli_says_how_each_release_is_verified(capsys: pytest.CaptureFixture[str
 def test_cli_unknown_name_is_one_line_error(run: str, capsys: pytest.CaptureFixture[str]):
     from sfcprop.apps.cli import main
 
-    rc = reg.cli_main(["nope"]) if run == "registry" else main(["backbones", "nope"])
+    rc = cli_main(["nope"]) if run == "registry" else main(["backbones", "nope"])
     out, err = capsys.readouterr()
     assert rc == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("sfcprop: error: unknown backbone 'nope'")
@@ -224,7 +225,7 @@ def test_cli_unknown_name_is_one_line_error(run: str, capsys: pytest.CaptureFixt
 
 def test_cli_help_has_examples(capsys: pytest.CaptureFixture[str]):
     with pytest.raises(SystemExit) as done:
-        reg.cli_main(["--help"])
+        cli_main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "examples:\n  sfcprop backbones " in out and "sfcprop backbones crw" in out

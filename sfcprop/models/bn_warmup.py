@@ -9,11 +9,13 @@ it; the clean behaviour (checkpoint statistics kept) is sfcprop's default.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from sfcprop.models.resnet import ResNetTrunk
+if TYPE_CHECKING:  # the registry imports this module and the trunks import the registry
+    from sfcprop.models.resnet import ResNetTrunk
 
 
 def _collapse_to_constants(net: nn.Module) -> nn.Module:

@@ -3,14 +3,15 @@
 Files are read with `torch.load(weights_only=True)` (only `argparse.Namespace` is allowed
 beyond torch's own safe set, for the FC / CRW / DINO-full files that pickle their `args`)
 or with safetensors. Never with `weights_only=False`: a pickle from the internet can run
-code. Each released layout (see `LAYOUTS`) says where its encoder tensors live, which
+code. Each released layout (`layouts.LAYOUTS`) says where its encoder tensors live, which
 prefix to strip, what to rename and which keys are known to be unused (heads, target /
 key networks, `layer4`, `fc`). Strict loading (the default) makes every key the test-time
 trunk needs a requirement and every other key an error unless the layout lists it as
 droppable, so a prefix mistake can never give a quietly half-random network. Every
 tensor that loads must be floating-point and finite (only BatchNorm's integer
 `num_batches_tracked` is exempt): integer, bool or NaN/inf weights are a broken file,
-refused whatever `strict` says.
+refused whatever `strict` says. The trunk's key shapes come from the builders the
+architectures register (`TRUNKS`, filled through the registry).
 """
 
 from __future__ import annotations
@@ -22,184 +23,29 @@ import os
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sfcprop.models.layouts import ALIASES, LAYOUTS, Layout, resolve_layout
+
+__all__ = ["ALIASES", "LAYOUTS", "TRUNKS", "CheckpointError", "Layout", "LoadReport"]
+__all__ += ["detect_layout", "load_encoder_state", "read_checkpoint", "resolve_layout"]
+__all__ += ["target_shapes"]
+
 StateDict = dict[str, torch.Tensor]
+
+# arch ("resnet18", "resnet50", "vit_small8") -> a builder of its test-time trunk. Filled by
+# `registry.register` as the architecture modules register their backbones, so that this
+# module reads checkpoints without importing any architecture.
+TRUNKS: dict[str, Callable[[], torch.nn.Module]] = {}
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not match its layout."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a released file keeps its encoder and how to turn it into trunk keys.
-
-    `containers`: paths (tuples of keys) to the tensor dict, tried in order (`()` = the root).
-    `prefixes`: the encoder keys start with one of these (stripped; `""` = no prefix).
-    `drop_raw`: fnmatch patterns on the raw keys of known unused parts (heads, key networks).
-    `drop`: fnmatch patterns on stripped keys the test-time trunk does not use (layer4, fc).
-    `renames`: regex substitutions applied to stripped keys.
-    `marker`: a raw key prefix that must occur for detection (tells apart look-alikes).
-    `padding`: the conv padding the weights were trained with (`"reflect"`: CRW), None
-    where the layout does not tell (plain torchvision names hold files of any origin).
-    """
-
-    name: str
-    arch: str  # "resnet18", "resnet50", "resnet" (decided by the keys) or "vit_small8"
-    containers: tuple[tuple[str, ...], ...]
-    prefixes: tuple[str, ...] = ("",)
-    drop_raw: tuple[str, ...] = ()
-    drop: tuple[str, ...] = ()
-    renames: tuple[tuple[str, str], ...] = ()
-    marker: str | None = None
-    pickled_namespace: bool = False
-    description: str = ""
-    padding: str | None = "zeros"
-
-
-_RESNET_UNUSED = ("layer4.*", "fc.*")
-_CRW_RENAMES = ((r"(^|\.)(conv\d)\.1\.weight$", r"\1\2.weight"),)
-
-LAYOUTS: dict[str, Layout] = {
-    layout.name: layout
-    for layout in [
-        Layout(
-            "fc",
-            "resnet18",
-            (("model",),),
-            ("online_encoder.",),
-            drop_raw=(
-                "target_encoder.*",
-                "online_projector.*",
-                "target_projector.*",
-                "predictor.*",
-            ),
-            drop=_RESNET_UNUSED,
-            pickled_namespace=True,
-            description="SFC pretrained_fc.pth: model/online_encoder.",
-        ),
-        Layout(
-            "crw",
-            "resnet18",
-            (("model",),),
-            ("encoder.model.",),
-            drop_raw=("selfsim_fc.*",),
-            drop=_RESNET_UNUSED,
-            renames=_CRW_RENAMES,
-            pickled_namespace=True,
-            description="CRW pretrained.pth: model/encoder.model. (reflect padding)",
-            padding="reflect",
-        ),
-        Layout(
-            "mocov2",
-            "resnet50",
-            (("state_dict",),),
-            ("module.encoder_q.",),
-            drop_raw=("module.encoder_k.*", "module.queue", "module.queue_ptr"),
-            drop=_RESNET_UNUSED,
-            marker="module.encoder_q.fc.0.",
-            description="MoCo v2: state_dict/module.encoder_q. (MLP head fc.0/fc.2 dropped)",
-        ),
-        Layout(
-            "mocov1",
-            "resnet50",
-            (("state_dict",),),
-            ("module.encoder_q.",),
-            drop_raw=("module.encoder_k.*", "module.queue", "module.queue_ptr"),
-            drop=_RESNET_UNUSED,
-            description="MoCo v1: state_dict/module.encoder_q. (fc dropped)",
-        ),
-        Layout(
-            "simsiam",
-            "resnet50",
-            (("state_dict",),),
-            ("module.encoder.",),
-            drop_raw=("module.predictor.*",),
-            drop=_RESNET_UNUSED,
-            description="SimSiam: state_dict/module.encoder. (projector fc.* dropped)",
-        ),
-        Layout(
-            "pixpro",
-            "resnet50",
-            (("model",),),
-            ("module.encoder.",),
-            drop_raw=(
-                "module.encoder_k.*",
-                "module.projector.*",
-                "module.projector_k.*",
-                "module.value_transform.*",
-            ),
-            drop=_RESNET_UNUSED,
-            marker="module.projector.",
-            description="PixPro: model/module.encoder.",
-        ),
-        Layout(
-            "insdis",
-            "resnet50",
-            (("model",), ("state_dict",)),
-            ("module.encoder.",),
-            drop_raw=("*head*", "*linear*", "*memory*", "*contrast*"),
-            drop=(*_RESNET_UNUSED, "*head*", "*linear*"),
-            description="InstDis (PyContrast): model/module.encoder. (INFERRED layout)",
-        ),
-        Layout(
-            "vince",
-            "resnet",
-            ((),),
-            ("feature_extractor.module.model.", "feature_extractor.model."),
-            drop_raw=("embedding.*", "queue_network.*", "*.embedding.*", "*queue*"),
-            drop=_RESNET_UNUSED,
-            description="VINCE: bare dict, feature_extractor.module.model. (INFERRED layout)",
-        ),
-        Layout(
-            "dino-full",
-            "vit_small8",
-            (("teacher",),),
-            ("backbone.", "module.backbone."),
-            drop_raw=("head.*", "module.head.*"),
-            pickled_namespace=True,
-            description="DINO full checkpoint: teacher/backbone. (head dropped)",
-            padding=None,
-        ),
-        Layout(
-            "dino",
-            "vit_small8",
-            ((),),
-            description="DINO ViT-S/8 backbone: plain timm/DINO state dict",
-            padding=None,
-        ),
-        Layout(
-            "torchvision",
-            "resnet",
-            (("state_dict",), ()),
-            drop=_RESNET_UNUSED,
-            description="torchvision names, plain or under state_dict "
-            "(ImageNet, VFS, converted SimCLR/BYOL, ssl-transfer files)",
-            padding=None,
-        ),
-    ]
-}
-
-# Release names that share a layout (the registry uses these names too).
-ALIASES: dict[str, str] = {
-    "moco": "mocov1",
-    "imagenet": "torchvision",
-    "imagenet-r18": "torchvision",
-    "imagenet-r50": "torchvision",
-    "vfs": "torchvision",
-    "vfs-r18": "torchvision",
-    "vfs-r50": "torchvision",
-    "simclr": "torchvision",
-    "byol": "torchvision",
-    "instdis": "insdis",
-    "dino-vits8": "dino",
-}
 
 
 @dataclass
@@ -281,11 +127,10 @@ def read_checkpoint(path: str | os.PathLike, namespace: bool = True) -> Any:
 @functools.cache
 def target_shapes(arch: str) -> dict[str, torch.Size]:
     """Key -> shape of the test-time trunk of `arch` (built on the meta device, no memory)."""
-    from sfcprop.models.resnet import ResNetTrunk
-    from sfcprop.models.vit import vit_small8
-
+    if arch not in TRUNKS:
+        raise ValueError(f"no registered trunk of arch {arch!r}; known: {', '.join(TRUNKS)}")
     with torch.device("meta"):
-        model = vit_small8() if arch == "vit_small8" else ResNetTrunk(arch)
+        model = TRUNKS[arch]()
     return {k: v.shape for k, v in model.state_dict().items()}
 
 
@@ -358,15 +203,6 @@ def _unknown_message(top: Any) -> str:
             f"top-level keys {keys}{inside}. Pass layout=... if it is one of them."
         )
     return f"not a checkpoint dict (found {type(top).__name__})"
-
-
-def resolve_layout(name: str) -> Layout:
-    """A layout by name or release alias (`"moco"`, `"imagenet-r50"`, ...)."""
-    key = ALIASES.get(name, name)
-    if key not in LAYOUTS:
-        known = sorted({*LAYOUTS, *ALIASES})
-        raise ValueError(f"unknown checkpoint layout {name!r}; known: {', '.join(known)}")
-    return LAYOUTS[key]
 
 
 # ---------------------------------------------------------------- conversion

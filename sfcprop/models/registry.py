@@ -22,17 +22,21 @@ SimSiam, PixPro, InstDis and VINCE are zeros); loading them into a network with 
 padding (CRW weights into `fc`, FC weights into `crw`) adds a warning to the report and
 warns. Plain torchvision names (`torchvision` layout, state dicts) do not tell their
 origin, so they are not checked.
+
+Entries live beside their architecture (as timm's `register_model`): `resnet` registers the
+ResNet backbones, `vit` the DINO ViT; `sfcprop.models` imports both, so `REGISTRY` is full
+whichever module is imported first. This module is the mechanism only and imports no
+architecture; `register` also hands `checkpoints` the trunk each architecture's files are
+checked against. `sfcprop backbones` (`sfcprop.apps.backbones`) prints the registry.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.resources
 import os
-import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +46,8 @@ import torch
 from sfcprop.models import hub
 from sfcprop.models.base import Correspondence
 from sfcprop.models.bn_warmup import sfc_bn_warmup as _sfc_bn_warmup
-from sfcprop.models.checkpoints import LAYOUTS, LoadReport, load_encoder_state
-from sfcprop.models.resnet import ResNetTrunk, resnet18, resnet50
-from sfcprop.models.vit import vit_small8
+from sfcprop.models.checkpoints import TRUNKS, LoadReport, load_encoder_state
+from sfcprop.models.layouts import LAYOUTS
 
 REPORTED = "reported by the authors"
 
@@ -85,335 +88,24 @@ class Entry:
     reported: Reported | None = None
     notes: str = ""
 
+    @property
+    def trunk_arch(self) -> str:
+        """The architecture without its variant (`"resnet18-reflect"` -> `"resnet18"`)."""
+        return self.arch.split("-")[0]
 
-_TV = "https://download.pytorch.org/models/"
-_FB = "https://dl.fbaipublicfiles.com/"
-_VFS = "https://github.com/xvjiarui/VFS/releases/download/v0.1-rc1/"
-_LABEL_PROP = "CRW label propagation, DAVIS-2017 val 480p (topk 10, m 20, radius 12, tau 0.05)"
 
-_ENTRIES: list[Entry] = [
-    Entry(
-        "fc",
-        "resnet18",
-        resnet18,
-        256,
-        releases={
-            "sfc": Release(
-                hub.Source(
-                    "sfc",
-                    "pretrained_fc.pth",
-                    url="https://github.com/Alxead/SFC/releases/download/v0.1/pretrained_fc.pth",
-                ),
-                "fc",
-            )
-        },
-        default="shipped",
-        shipped="fc-r18-sfcprop.safetensors",
-        paper="Hu et al., Semantic-Aware Fine-Grained Correspondence, ECCV 2022",
-        notes="default: the shipped sfcprop-trained file (weights/); SFC's released FC "
-        "with weights='sfc'",
-    ),
-    Entry(
-        "crw",
-        "resnet18-reflect",
-        lambda: resnet18(padding="reflect"),
-        256,
-        releases={
-            "crw": Release(
-                hub.Source(
-                    "crw",
-                    "pretrained.pth",
-                    url="https://github.com/ajabri/videowalk/raw/master/pretrained.pth",
-                    hash="gitsha1:7d3a446fc45567471ca98d5d43bce4810b3a5759",
-                ),
-                "crw",
-            )
-        },
-        default="crw",
-        paper="Jabri et al., Space-Time Correspondence as a Contrastive Random Walk, NeurIPS 2020",
-        licence="MIT",
-        reported=Reported(67.6, _LABEL_PROP, "Jabri et al. 2020, Table 1"),
-    ),
-    Entry(
-        "mocov1",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "moco_v1_200ep": Release(
-                hub.Source(
-                    "moco_v1_200ep",
-                    "moco_v1_200ep_pretrain.pth.tar",
-                    url=_FB + "moco/moco_checkpoints/moco_v1_200ep/moco_v1_200ep_pretrain.pth.tar",
-                    hash="md5:b251726a",
-                ),
-                "mocov1",
-            )
-        },
-        default="moco_v1_200ep",
-        paper="He et al., Momentum Contrast for Unsupervised Visual Representation Learning, "
-        "CVPR 2020",
-        licence="CC-BY-NC-4.0",
-    ),
-    Entry(
-        "mocov2",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "moco_v2_800ep": Release(
-                hub.Source(
-                    "moco_v2_800ep",
-                    "moco_v2_800ep_pretrain.pth.tar",
-                    url=_FB + "moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar",
-                    hash="md5:a04e12f8",
-                ),
-                "mocov2",
-            ),
-            "moco_v2_200ep": Release(
-                hub.Source(
-                    "moco_v2_200ep",
-                    "moco_v2_200ep_pretrain.pth.tar",
-                    url=_FB + "moco/moco_checkpoints/moco_v2_200ep/moco_v2_200ep_pretrain.pth.tar",
-                    hash="md5:59fd9945",
-                ),
-                "mocov2",
-            ),
-        },
-        default="moco_v2_800ep",
-        paper="Chen et al., Improved Baselines with Momentum Contrastive Learning, 2020",
-        licence="CC-BY-NC-4.0",
-    ),
-    Entry(
-        "simclr",
-        "resnet50",
-        resnet50,
-        1024,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-        paper="Chen et al., A Simple Framework for Contrastive Learning, ICML 2020",
-        licence="Apache-2.0",
-        notes="input in [0, 1] without mean/std; the release is TensorFlow "
-        "(https://storage.cloud.google.com/simclr-gcs/checkpoints/ResNet50_1x.zip): convert it "
-        "to torchvision names (e.g. tonylins/simclr-converter) and pass weights=<file>",
-    ),
-    Entry(
-        "byol",
-        "resnet50",
-        resnet50,
-        1024,
-        paper="Grill et al., Bootstrap Your Own Latent, NeurIPS 2020",
-        licence="Apache-2.0",
-        notes="the release is a JAX/Haiku pickle "
-        "(https://storage.googleapis.com/deepmind-byol/checkpoints/pretrain_res50x1.pkl): convert "
-        "it to torchvision names (ssl-transfer convert_byol) and pass weights=<file>",
-    ),
-    Entry(
-        "instdis",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "insdis": Release(
-                hub.Source(
-                    "insdis",
-                    "InsDis.pth",
-                    url="https://www.dropbox.com/sh/87d24jqsl6ra7t2/AACcsSIt1_Njv7GsmsuzZ6Sta/"
-                    "InsDis.pth?dl=1",
-                ),
-                "insdis",
-            )
-        },
-        default="insdis",
-        paper="Wu et al., Unsupervised Feature Learning via Non-Parametric Instance "
-        "Discrimination, CVPR 2018 (PyContrast re-release)",
-        notes="layout INFERRED (model/module.encoder.), unverified against the real file",
-    ),
-    Entry(
-        "simsiam",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "simsiam_100ep_256bs": Release(
-                hub.Source(
-                    "simsiam_100ep_256bs",
-                    "checkpoint_0099.pth.tar",
-                    url=_FB + "simsiam/models/100ep-256bs/pretrain/checkpoint_0099.pth.tar",
-                ),
-                "simsiam",
-            )
-        },
-        default="simsiam_100ep_256bs",
-        paper="Chen & He, Exploring Simple Siamese Representation Learning, CVPR 2021",
-        licence="CC-BY-NC-4.0",
-    ),
-    Entry(
-        "vince",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "vince_r50": Release(
-                hub.Source(
-                    "vince_r50",
-                    "vince_resnet50.pt",
-                    manual="the release is a Google Drive tar "
-                    "(https://drive.google.com/uc?id=11TfKfZLLx2FYCATjkll5nUIOxSgSBWGi); "
-                    "extract <method>/<NNNNNNNNN>.pt",
-                ),
-                "vince",
-            )
-        },
-        default="vince_r50",
-        paper="Gordon et al., Watching the World Go By: Representation Learning from "
-        "Unlabeled Videos, 2020",
-        notes="layout INFERRED (feature_extractor.module.model.), unverified",
-    ),
-    Entry(
-        "vfs",
-        "resnet18",
-        resnet18,
-        256,
-        releases={
-            "vfs_r18": Release(
-                hub.Source(
-                    "vfs_r18",
-                    "r18_nc_sgd_cos_100e_r2_1xNx8_k400-db1a4c0d.pth",
-                    url=_VFS + "r18_nc_sgd_cos_100e_r2_1xNx8_k400-db1a4c0d.pth",
-                    hash="sha256:db1a4c0d",
-                ),
-                "torchvision",
-            )
-        },
-        default="vfs_r18",
-        paper="Xu & Wang, Rethinking Self-supervised Correspondence Learning: A Video "
-        "Frame-level Similarity Perspective, ICCV 2021",
-    ),
-    Entry(
-        "vfs-r50",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "vfs_r50": Release(
-                hub.Source(
-                    "vfs_r50",
-                    "r50_nc_sgd_cos_100e_r5_1xNx2_k400-d7ce3ad0.pth",
-                    url=_VFS + "r50_nc_sgd_cos_100e_r5_1xNx2_k400-d7ce3ad0.pth",
-                    hash="sha256:d7ce3ad0",
-                ),
-                "torchvision",
-            )
-        },
-        default="vfs_r50",
-        paper="Xu & Wang, ICCV 2021 (see vfs)",
-    ),
-    Entry(
-        "pixpro",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "pixpro_base_r50_400ep": Release(
-                hub.Source(
-                    "pixpro_base_r50_400ep",
-                    "pixpro_base_r50_400ep_md5_919c6612.pth",
-                    hash="md5:919c6612",
-                    manual="the release is on Google Drive "
-                    "(https://drive.google.com/file/d/1Ox2RoFbTrrllbwvITdZvwkNnKUQSUPmV/view)",
-                ),
-                "pixpro",
-            )
-        },
-        default="pixpro_base_r50_400ep",
-        paper="Xie et al., Propagate Yourself (PixPro), CVPR 2021",
-        licence="MIT",
-    ),
-    Entry(
-        "imagenet-r18",
-        "resnet18",
-        resnet18,
-        256,
-        releases={
-            "imagenet1k_v1": Release(
-                hub.Source(
-                    "imagenet1k_v1_r18",
-                    "resnet18-5c106cde.pth",
-                    url=_TV + "resnet18-5c106cde.pth",
-                    hash="sha256:5c106cde",
-                    hf_repo="timm/resnet18.tv_in1k",
-                    hf_filename="model.safetensors",
-                ),
-                "torchvision",
-            )
-        },
-        default="imagenet1k_v1",
-        paper="He et al., Deep Residual Learning, CVPR 2016 (torchvision ImageNet-1k V1 weights)",
-        licence="BSD-3-Clause (torchvision)",
-    ),
-    Entry(
-        "imagenet-r50",
-        "resnet50",
-        resnet50,
-        1024,
-        releases={
-            "imagenet1k_v1": Release(
-                hub.Source(
-                    "imagenet1k_v1_r50",
-                    "resnet50-19c8e357.pth",
-                    url=_TV + "resnet50-19c8e357.pth",
-                    hash="sha256:19c8e357",
-                    hf_repo="timm/resnet50.tv_in1k",
-                    hf_filename="model.safetensors",
-                ),
-                "torchvision",
-            )
-        },
-        default="imagenet1k_v1",
-        paper="He et al., Deep Residual Learning, CVPR 2016 (torchvision ImageNet-1k V1 weights)",
-        licence="BSD-3-Clause (torchvision)",
-    ),
-    Entry(
-        "dino-vits8",
-        "vit_small8",
-        vit_small8,
-        384,
-        releases={
-            "dino": Release(
-                hub.Source(
-                    "dino_vits8",
-                    "dino_deitsmall8_pretrain.pth",
-                    url=_FB + "dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth",
-                    hf_repo="timm/vit_small_patch8_224.dino",
-                    hf_filename="model.safetensors",
-                ),
-                "dino",
-            ),
-            "dino-full": Release(
-                hub.Source(
-                    "dino_vits8_full",
-                    "dino_deitsmall8_pretrain_full_checkpoint.pth",
-                    url=_FB + "dino/dino_deitsmall8_pretrain/"
-                    "dino_deitsmall8_pretrain_full_checkpoint.pth",
-                ),
-                "dino-full",
-            ),
-        },
-        default="dino",
-        paper="Caron et al., Emerging Properties in Self-Supervised Vision Transformers, ICCV 2021",
-        licence="Apache-2.0",
-        reported=Reported(
-            69.9,
-            "DINO eval_video_segmentation, DAVIS-2017 val 480p (n_last_frames 7, "
-            "size_mask_neighborhood 12, topk 5)",
-            "Caron et al. 2021, Table 5",
-        ),
-        notes="384-d patch tokens at stride 8 after the final norm (DINO's video segmentation)",
-    ),
-]
+REGISTRY: dict[str, Entry] = {}
 
-REGISTRY: dict[str, Entry] = {e.name: e for e in _ENTRIES}
+
+def register(*entries: Entry) -> None:
+    """Add `entries` to `REGISTRY` (in order; a name once); the first entry of each
+    architecture also gives `checkpoints` the trunk that files of that arch load into."""
+    for entry in entries:
+        if entry.name in REGISTRY:
+            raise ValueError(f"backbone {entry.name!r} is registered twice")
+        REGISTRY[entry.name] = entry
+        TRUNKS.setdefault(entry.trunk_arch, entry.factory)
+
 
 # The registry network for weights trained with each padding (in `_check_padding` advice).
 _PADDED_BY = {"reflect": "crw", "zeros": "fc"}
@@ -558,7 +250,7 @@ def backbone(
         if weights is not None:
             source, layout, description = _resolve_weights(entry, weights)
             state, report = load_encoder_state(source, layout=layout, strict=strict)
-            expected = entry.arch.split("-")[0]
+            expected = entry.trunk_arch
             if report.arch != expected:
                 raise ValueError(
                     f"{report.source}: holds a {report.arch} ({report.layout} layout), but "
@@ -584,99 +276,7 @@ def backbone(
     model.weights_path = Path(source) if isinstance(source, (str, os.PathLike)) else None
     model.weights_description = f"{entry.name}: {description}"
     if sfc_bn_warmup:
-        if not isinstance(model, ResNetTrunk):
+        if not entry.arch.startswith("resnet"):
             raise ValueError(f"sfc_bn_warmup applies to ResNet trunks, not {entry.name!r}")
         _sfc_bn_warmup(model)
     return model.to(device).eval()
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def _sources(entry: Entry) -> str:
-    kinds = []
-    for release in entry.releases.values():
-        src = release.source
-        kind = "+".join(k for k, v in (("hf", src.hf_repo), ("url", src.url)) if v) or "manual"
-        kinds.append(f"{kind}:{release.source.name}")
-    if entry.shipped:
-        kinds.append("shipped")
-    return ", ".join(kinds) or "bring your own"
-
-
-def _cached(entry: Entry) -> str:
-    have = [n for n, r in entry.releases.items() if hub.cached(r.source, verify=False)]
-    if entry.shipped:
-        try:
-            shipped_weights(entry.shipped)
-            have.append("shipped")
-        except FileNotFoundError:
-            pass
-    return ", ".join(have) or "no"
-
-
-def _table(entries: Sequence[Entry]) -> str:
-    rows = [("name", "arch", "dim", "sources", "cached", f"J&F ({REPORTED})")]
-    for e in entries:
-        jf = f"{e.reported.jf:.1f} ({e.reported.source})" if e.reported else "-"
-        rows.append((e.name, e.arch, str(e.dim), _sources(e), _cached(e), jf))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-def _verification(entries: Sequence[Entry]) -> str:
-    """One line per release: a full hash in the registry, or pinned on first use."""
-    rows = [
-        (f"{e.name}/{n}", hub.verification(r.source))
-        for e in entries
-        for n, r in e.releases.items()
-    ]
-    width = max((len(r[0]) for r in rows), default=0)
-    return "\n".join(f"  {name.ljust(width)}  {how}" for name, how in rows)
-
-
-CLI_EXAMPLES = """examples:
-  sfcprop backbones                  # every backbone: sources, cached?, verification
-  sfcprop backbones crw              # one backbone: paper, licence, release URLs, cache paths
-  HF_HUB_OFFLINE=1 sfcprop backbones # the same without touching the network
-
-In Python: sfcprop.backbone("fc") (the shipped model), sfcprop.backbone("fc", weights="sfc")
-(SFC's release, downloaded once and verified), sfcprop.backbone("mocov2", weights="file.pth").
-"""
-
-
-def cli_main(argv: Sequence[str] | None = None) -> int:
-    """`sfcprop backbones [NAME]`: the registry table, or one entry's details."""
-    parser = argparse.ArgumentParser(
-        prog="sfcprop backbones",
-        description="List the backbone registry, or show one backbone's details.",
-        epilog=CLI_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("name", nargs="?", help="show one backbone's details")
-    args = parser.parse_args(argv)
-    if args.name is None:
-        print(_table(_ENTRIES))
-        print(f"\nverification (checked on download and on every load):\n{_verification(_ENTRIES)}")
-        print(f"\ncache: {hub.cache_dir()}  (SFCPROP_CACHE; HF_HUB_OFFLINE=1 for no network)")
-        return 0
-    if args.name not in REGISTRY:
-        print(
-            f"sfcprop: error: unknown backbone {args.name!r}; known: {', '.join(REGISTRY)}",
-            file=sys.stderr,
-        )
-        return 1
-    e = REGISTRY[args.name]
-    print(_table([e]))
-    for label, value in (("paper", e.paper), ("licence", e.licence), ("notes", e.notes)):
-        if value:
-            print(f"{label}: {value}")
-    if e.reported:
-        print(f"DAVIS J&F {e.reported.jf} ({REPORTED}: {e.reported.source}; {e.reported.protocol})")
-    for name, release in e.releases.items():
-        src = release.source
-        print(f"release {name}: {src.url or src.manual or src.hf_repo} -> {hub.cache_path(src)}")
-        print(f"  verified: {hub.verification(src)}")
-    return 0

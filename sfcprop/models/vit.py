@@ -4,7 +4,7 @@ Key names follow the DINO / timm `VisionTransformer` (`cls_token`, `pos_embed`,
 `patch_embed.proj`, `blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}`, `norm`),
 so the released `dino_deitsmall8_pretrain.pth` loads strictly. The feature map is the last
 block's output after the final norm, CLS token dropped: 384-d tokens at stride 8, as in
-DINO's `eval_video_segmentation.py`.
+DINO's `eval_video_segmentation.py`. Its registry entry, `dino-vits8`, is at the end.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from sfcprop.models import hub
 from sfcprop.models.base import Correspondence
+from sfcprop.models.registry import Entry, Release, Reported, register
 
 
 class _Attention(nn.Module):
@@ -130,3 +132,48 @@ class ViTTokens(Correspondence):
 def vit_small8(**kwargs) -> ViTTokens:
     """DINO ViT-S/8: 384-d tokens at stride 8 (12 blocks, 6 heads)."""
     return ViTTokens(patch=8, dim=384, depth=12, heads=6, **kwargs)
+
+
+# ---------------------------------------------------------------- registry entry
+
+_DINO = "https://dl.fbaipublicfiles.com/dino/"
+
+register(
+    Entry(
+        "dino-vits8",
+        "vit_small8",
+        vit_small8,
+        384,
+        releases={
+            "dino": Release(
+                hub.Source(
+                    "dino_vits8",
+                    "dino_deitsmall8_pretrain.pth",
+                    url=_DINO + "dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth",
+                    hf_repo="timm/vit_small_patch8_224.dino",
+                    hf_filename="model.safetensors",
+                ),
+                "dino",
+            ),
+            "dino-full": Release(
+                hub.Source(
+                    "dino_vits8_full",
+                    "dino_deitsmall8_pretrain_full_checkpoint.pth",
+                    url=_DINO + "dino_deitsmall8_pretrain/"
+                    "dino_deitsmall8_pretrain_full_checkpoint.pth",
+                ),
+                "dino-full",
+            ),
+        },
+        default="dino",
+        paper="Caron et al., Emerging Properties in Self-Supervised Vision Transformers, ICCV 2021",
+        licence="Apache-2.0",
+        reported=Reported(
+            69.9,
+            "DINO eval_video_segmentation, DAVIS-2017 val 480p (n_last_frames 7, "
+            "size_mask_neighborhood 12, topk 5)",
+            "Caron et al. 2021, Table 5",
+        ),
+        notes="384-d patch tokens at stride 8 after the final norm (DINO's video segmentation)",
+    ),
+)
