@@ -8,13 +8,14 @@ python states, stored as tensors and plain types).
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from sfcprop.io.atomic import atomic_path
 
 
 def rng_state() -> dict[str, Any]:
@@ -48,16 +49,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
-    """`torch.save` to a temporary file next to `path`, then `os.replace` it into place."""
+    """`torch.save` to a temporary file next to `path`, then moved into place (`atomic_path`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

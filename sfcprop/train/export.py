@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
+from sfcprop.io.atomic import atomic_path
 from sfcprop.models.resnet import resnet18
 from sfcprop.train.batchnorm import recalibrate_bn
 from sfcprop.train.checkpoint import load_checkpoint
@@ -101,7 +102,6 @@ def export_trunk(
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_bytes(save(tensors, metadata=meta))  # plain open(): the usual file permissions
-    tmp.replace(out_path)
+    with atomic_path(out_path) as tmp:  # moved into place with a new file's usual permissions
+        tmp.write_bytes(save(tensors, metadata=meta))
     return out_path

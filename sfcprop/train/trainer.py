@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from sfcprop.io.atomic import atomic_path
 from sfcprop.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from sfcprop.train.config import RECIPE_FIELDS, TrainConfig
 from sfcprop.train.data import ClipDataset, StepBatchSampler, TwoViewDataset
@@ -78,12 +79,10 @@ def _lr(cfg: TrainConfig, step: int) -> float:
 
 def write_loss_csv(losses: list[float], path: str | Path) -> None:
     """`iteration,loss` rows (1-based iteration) for the per-step losses."""
-    tmp = Path(path).with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["iteration", "loss"])
         w.writerows((i + 1, f"{v:.6f}") for i, v in enumerate(losses))
-    os.replace(tmp, path)
 
 
 def _merge_resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
