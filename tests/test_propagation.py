@@ -1,4 +1,4 @@
-"""`propagate`, `Propagator` and their input checks."""
+"""`propagate` and its input checks (the `Propagator` itself: test_propagator.py)."""
 
 import numpy as np
 import pytest
@@ -6,12 +6,10 @@ import torch
 from PIL import Image
 from toys import PooledColour
 
-from sfcprop import labels
 from sfcprop.bench.synthetic import generate_clip
 from sfcprop.core.features import Encoder, fuse
-from sfcprop.core.propagator import Propagator
 from sfcprop.io.masks import write_mask
-from sfcprop.session.api import propagate, propagate_soft
+from sfcprop.session.api import propagate
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +45,6 @@ def test_input_forms_agree(clip, net, tmp_path):
     assert ref.ids.shape == (8, 64, 96) and ref.ids.dtype == torch.uint8
     assert ref.label_ids == [0, 1, 2]
     assert torch.equal(ref.ids[0], mask.to(torch.uint8))  # frame 0: the given mask
-
-
-def test_propagator_streams_like_propagate(clip, net):
-    mask = clip.masks[0].long()
-    batch = propagate(clip.frames, mask, net, context=3, return_soft=True)
-    p = Propagator(net, context=3)
-    ids = labels.label_ids(mask)
-    p.start(clip.frames[0], labels.to_grid(mask, ids, (8, 12)))
-    for t in range(1, len(clip.frames)):
-        soft = p.step(clip.frames[t])
-        torch.testing.assert_close(soft, batch.soft[t])
-        assert len(p.memory.recent) <= 3  # memory bounded by the context length
-    soft = propagate_soft(clip.frames, batch.soft[0], net, context=3)
-    torch.testing.assert_close(soft, batch.soft)
 
 
 def test_known_answer_translation(net):
