@@ -282,21 +282,6 @@ def test_write_tracks(tmp_path):
     assert data["frames"] == ["x1", "x2"] and data["confidence"][1] == [0.5, 0.0]
 
 
-def test_written_files_get_the_usual_permissions(tmp_path):
-    """Atomic writes go through mkstemp (owner-only); the final file follows the umask."""
-    import os
-
-    from sfcprop.io.masks import write_mask
-
-    umask = os.umask(0o022)
-    try:
-        write_mask(tmp_path / "m.png", np.zeros((4, 4), np.uint8))
-        assert (tmp_path / "m.png").stat().st_mode & 0o777 == 0o644
-        assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temporary left behind
-    finally:
-        os.umask(umask)
-
-
 # --------------------------------------------------------------------------- bad inputs
 
 

@@ -8,7 +8,6 @@ from toys import PooledColour
 from sfcprop import labels
 from sfcprop.bench.synthetic import generate_clip
 from sfcprop.core.propagator import Propagator
-from sfcprop.session import confidence
 from sfcprop.session.api import propagate, propagate_soft
 from sfcprop.session.combine import RULES, combine
 from sfcprop.session.session import Session
@@ -165,31 +164,6 @@ def test_a_scene_cut_is_flagged(net, one_thread):
     out = propagate(frames, a.masks[0].long(), net, **PARAMS)
     cuts = [f.frame for f in out.flags if f.kind == "cut"]
     assert cuts == [6], out.flags
-
-
-def test_lost_flags_follow_the_area():
-    soft = torch.zeros(3, 4, 4)
-    soft[0] = 1
-    soft[:, 0, 0] = torch.tensor([0.0, 1.0, 0.0])  # object 1 keeps 1 cell of its 16
-    ref = np.array([0.0, 16.0, 0.0])
-    stats = confidence.frame_stats(soft, ref)
-    assert stats.area[0] == 1 / 16
-    assert stats.confidence[0] == pytest.approx((1 / 16) / confidence.AREA_FLOOR)
-    assert stats.confidence[1] == 1  # object 2: absent from its keyframe and here
-    assert confidence.lost_flags(7, stats, ref, [1, 2]) == [confidence.Flag(7, "lost", 1, 1 / 16)]
-
-
-def test_cut_and_lost_rules():
-    # frame 6: dissimilarity 0.2, 10x the median 0.02 before it: a cut
-    sims = [None, 0.98, 0.97, 0.98, 0.99, 0.97, 0.8, 0.98]
-    assert confidence.cut_flags(sims) == [confidence.Flag(6, "cut", None, 0.8)]
-    assert confidence.cut_flags([None, 0.999, 0.999, 0.999, 0.96]) == []  # below CUT_MIN
-    assert confidence.cut_flags([None, 0.8, 0.82, 0.8, 0.6]) == []  # 2x the median only
-    runs = confidence.lost_runs(
-        [confidence.Flag(t, "lost", 1, 0.0) for t in (3, 4, 5, 9)]
-        + [confidence.Flag(4, "lost", 2, 0.0)]
-    )
-    assert runs == [(1, 3, 5), (1, 9, 9), (2, 4, 4)]
 
 
 def test_soft_keyframes(clip, net, one_thread):
