@@ -30,7 +30,7 @@ def random_trunk(path: Path, seed: int = 0) -> Path:
 
 
 def evaluate(name: str, backbone: str, root: Path, work: Path, extra: list[str]) -> dict:
-    from sfcprop.apps.evaluate import main as eval_main
+    from sfcprop.apps.eval import main as eval_main
 
     out = work / name
     status = eval_main(

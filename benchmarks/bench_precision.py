@@ -89,7 +89,7 @@ def float32_scores() -> None:
 
 
 def davis(args: argparse.Namespace) -> int:
-    from sfcprop.apps.evaluate import main as eval_main
+    from sfcprop.apps.eval import main as eval_main
 
     shared = Path(os.environ.get("SFCPROP_SHARED", ROOT.parent / "shared"))
     root = Path(os.environ.get("SFCPROP_DATA", shared / "data")) / "davis2016"

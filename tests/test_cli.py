@@ -321,10 +321,10 @@ def test_version(capsys):
 
 
 COMMANDS = {  # command -> (module, function) the failure is planted in
-    "propagate": ("sfcprop.apps.cli", "_propagate"),
-    "track": ("sfcprop.apps.cli", "_track"),
+    "propagate": ("sfcprop.apps.propagate", "run"),
+    "track": ("sfcprop.apps.track", "run"),
     "demo": ("sfcprop.apps.cli", "_demo"),
-    "eval": ("sfcprop.apps.evaluate", "_run"),
+    "eval": ("sfcprop.apps.eval", "_run"),
     "backbones": ("sfcprop.apps.backbones", "_table"),
     "train-fc": ("sfcprop.train.cli", "export_trunk"),
 }

@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sfcprop.apps import evaluate
+from sfcprop.apps import eval as evaluate
+from sfcprop.apps.eval import common
 from sfcprop.bench import datasets
 from sfcprop.config import Config
 from sfcprop.labels import keypoints
@@ -176,9 +177,9 @@ def stub_model(monkeypatch):
     pytest.importorskip("sfcprop.session")
 
     def fake_model(args, device):
-        return evaluate._Model("net", None, *evaluate._settings(args), torch.device("cpu"), True)
+        return common._Model("net", None, *common._settings(args), torch.device("cpu"), True)
 
-    monkeypatch.setattr(evaluate, "_model", fake_model)
+    monkeypatch.setattr(common, "_model", fake_model)
 
 
 def stub_propagate(calls: Calls):
@@ -295,7 +296,7 @@ def test_resize_flags_reach_every_task(tmp_path, monkeypatch, stub_model):
     assert evaluate.main([*argv, "--quiet", "--size", "8"]) == 1  # other settings: refused
 
     def config(*argv):
-        preset, params = evaluate._settings(evaluate.build_parser().parse_args(argv))
+        preset, params = common._settings(evaluate.build_parser().parse_args(argv))
         return Config.preset(preset, **params)
 
     assert config("vip", "--root", "r").size == (560, 560)
@@ -325,9 +326,9 @@ def test_a_failed_run_records_no_settings(tmp_path, monkeypatch, capsys):
     calls = Calls()
     monkeypatch.setattr(sfcprop.session, "propagate", stub_propagate(calls))
     monkeypatch.setattr(
-        evaluate,
+        common,
         "_model",
-        lambda args, device: evaluate._Model(args.backbone, None, "davis", {}, device, True),
+        lambda args, device: common._Model(args.backbone, None, "davis", {}, device, True),
     )
     assert evaluate.main([*argv, "fc"]) == 0  # the corrected run
     assert calls.names == ["a"] and (out / evaluate.CONFIG_FILE).is_file()
@@ -342,7 +343,7 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
     def unavailable(*args, **kwargs):
         raise WeightsUnavailableError("crw: not cached and HF_HUB_OFFLINE=1")
 
-    monkeypatch.setattr(evaluate, "_model", unavailable)
+    monkeypatch.setattr(common, "_model", unavailable)
     assert evaluate.main(argv) == 1
     assert capsys.readouterr().err == "sfcprop: error: crw: not cached and HF_HUB_OFFLINE=1\n"
     assert not (tmp_path / "o").exists()
@@ -392,9 +393,9 @@ def test_precision_reaches_propagation(monkeypatch):
     monkeypatch.setattr(sfcprop.models, "backbone", lambda name, **kw: name)
     argv = ["davis", "--root", "r", "--backbone", "fc", "--out", "o"]
     args = evaluate.build_parser().parse_args([*argv, "--precision", "float16"])
-    assert evaluate._model(args, torch.device("cpu")).params["precision"] == "float16"
+    assert common._model(args, torch.device("cpu")).params["precision"] == "float16"
     args = evaluate.build_parser().parse_args(argv)
-    assert evaluate._model(args, torch.device("cpu")).params["precision"] == "float32"
+    assert common._model(args, torch.device("cpu")).params["precision"] == "float32"
 
 
 def test_vip_propagation_path_resizes_and_restores_size(tmp_path, monkeypatch, stub_model):
@@ -489,7 +490,7 @@ def test_torchrun_two_ranks_score_and_gather(tmp_path):
     results = gt_as_results(root, tmp_path / "res", ["a", "b", "c"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m"]
-    cmd += ["sfcprop.apps.evaluate", "davis", "--root", str(root), "--results", str(results)]
+    cmd += ["sfcprop.apps.eval", "davis", "--root", str(root), "--results", str(results)]
     proc = subprocess.run([*cmd, "--quiet"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("Global results") == 1  # rank 0 only
@@ -571,14 +572,14 @@ def test_torchrun_propagation_equals_one_process(tmp_path):
     args += ["--sequences", "blackswan,dog,car-shadow", "--device", "cpu", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run(
-        [sys.executable, "-m", "sfcprop.apps.evaluate", *args, "--out", str(tmp_path / "one")],
+        [sys.executable, "-m", "sfcprop.apps.eval", *args, "--out", str(tmp_path / "one")],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert one.returncode == 0, one.stderr[-2000:]
-    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "sfcprop.apps.evaluate"]
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "sfcprop.apps.eval"]
     two = subprocess.run(
         [*cmd, *args, "--out", str(tmp_path / "two")],
         env=env,
