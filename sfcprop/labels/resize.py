@@ -14,7 +14,8 @@ def resize_frame(
 
     "antialias": uint8, bilinear, half-pixel centres, antialiased when shrinking (a user's
     large frames); "float": CRW's benchmark protocol, the float image in [0, 1], bilinear,
-    no antialiasing, no rounding (float32 out)."""
+    no antialiasing, no rounding (float32 out; a frame already at `size` comes back as it is,
+    uint8, which the backbones' `normalize` takes alike)."""
     if tuple(frame.shape[-2:]) == tuple(size):
         return frame
     if policy == "float":

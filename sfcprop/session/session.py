@@ -26,6 +26,7 @@ from sfcprop.models.base import Correspondence
 from sfcprop.session import confidence as conf
 from sfcprop.session.cache import FeatureCache
 from sfcprop.session.combine import DEFAULT_RULE, RULES, combine
+from sfcprop.session.keyframes import Keyframes
 from sfcprop.session.results import FrameResult, Propagation, _Done
 
 DEFAULT_FEATURE_CACHE = 1 << 30
@@ -96,14 +97,11 @@ class Session:
         )
         self.plan = None  # the memory plan of this video (run sets it)
         self.codec = codec if codec is not None else MaskCodec()
-        self.keyframes: dict[int, Any] = {}  # t -> labels as the codec checked them
+        self.keyframes = Keyframes()  # t -> labels as the codec checked them
         self.size: tuple[int, int] | None = None
         self.results: dict[int, _Done] = {}
         self.similarities: dict[int, float] = {}
         self.features = FeatureCache(0)
-        self._stale: set[tuple[int | None, int | None]] = set()
-        self._stale_keys: set[int] = set()
-        self._fresh = True
         self.steps = 0  # propagation steps run (each one frame of one pass)
         self.outputs = 0  # bytes the caller keeps, counted against max_memory
 
@@ -156,10 +154,7 @@ class Session:
             raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
         value = self.codec.check(t, label, hw, first=not self.keyframes)
         self.size = hw
-        prev, nxt = self._neighbours(t)
-        self._stale |= {(prev, t), (t, nxt)}
-        self._stale_keys.add(t)
-        self.keyframes[t] = value
+        self.keyframes.set(t, value)
 
     @property
     def label_ids(self) -> list[int]:
@@ -172,22 +167,14 @@ class Session:
             raise KeyError(f"frame {t} is not annotated; annotated: {sorted(self.keyframes)}")
         if len(self.keyframes) == 1:
             raise ValueError("cannot remove the only keyframe")
-        prev, nxt = self._neighbours(t)
-        del self.keyframes[t]
-        self._stale.add((prev, nxt))
+        self.keyframes.remove(t)
         self.results.pop(t, None)
-
-    def _neighbours(self, t: int) -> tuple[int | None, int | None]:
-        before = [k for k in self.keyframes if k < t]
-        after = [k for k in self.keyframes if k > t]
-        return (max(before) if before else None), (min(after) if after else None)
 
     # ------------------------------------------------------------------ running
 
     def segments(self) -> list[tuple[int | None, int | None]]:
         """The stretches between keyframes: `(None, k0)`, `(k0, k1)`, ..., `(kn, None)`."""
-        keys = sorted(self.keyframes)
-        return list(zip([None, *keys], [*keys, None], strict=True))
+        return self.keyframes.stretches()
 
     def run(self) -> Iterator[FrameResult]:
         """Recompute what the annotations changed; yield those frames' results in order
@@ -197,14 +184,12 @@ class Session:
         self._plan()
         history: list[float] = []
         for a, b in self.segments():
-            if a is not None and (self._fresh or a in self._stale_keys):
+            if a is not None and self.keyframes.is_new(a):
                 yield self._keyframe_result(a)
-            if self._fresh or (a, b) in self._stale:
+            if self.keyframes.is_stale((a, b)):
                 for t, done in self._segment(a, b):
                     yield self._emit(t, done, history)
-        self._fresh = False
-        self._stale.clear()
-        self._stale_keys.clear()
+        self.keyframes.done()
 
     def result(self, return_soft: bool = False) -> Propagation:
         """Run what is stale, then every frame's result (needs `keep_results`)."""
@@ -251,7 +236,7 @@ class Session:
 
     def _streaming(self) -> bool:
         """One forward pass from frame 0: no frame or feature is needed twice."""
-        return list(self.keyframes) == [0] and self._fresh
+        return list(self.keyframes) == [0] and self.keyframes.fresh
 
     def _keyframe_result(self, t: int) -> FrameResult:
         soft = self._key_soft(t)
