@@ -165,3 +165,18 @@ def test_track_keypoints_takes_a_built_model(clips, net, one_thread):
     torch.testing.assert_close(by_model.points, by_name.points, rtol=0, atol=0)
     with pytest.raises(TypeError, match=r"\['short_side'\]"):
         sfcprop.track_keypoints(clip.frames, points, model, short_side=32)
+
+
+def test_a_keyframe_result_scores_what_the_codec_says(clips, net, one_thread):
+    """A point left out of a keyframe (NaN) has confidence 0 in the frame's result, as its
+    labels say (it was reported 1: the per-object ones of a mask keyframe)."""
+    from sfcprop.labels import KeypointCodec
+
+    clip = clips[0]
+    session = sfcprop.Session(
+        sfcprop.load_model(net, context=2), clip.frames, codec=KeypointCodec()
+    )
+    session.annotate(0, np.array([[10.0, 12.0], [np.nan, np.nan]]))
+    first = next(iter(session.run()))
+    assert first.labels[1].tolist() == [1.0, 0.0]
+    assert first.confidence.tolist() == [1.0, 0.0]

@@ -247,7 +247,7 @@ class Session:
         if self.keep_results:
             self.results[t] = done
         given = self.codec.given(self.keyframes[t])
-        return FrameResult(t, given, soft, stats.confidence, [])
+        return FrameResult(t, given, soft, self.codec.score(given, stats.confidence), [])
 
     def _emit(self, t: int, done: _Done, history: list[float]) -> FrameResult:
         if self.keep_results:
