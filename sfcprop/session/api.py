@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sfcprop.core import budget
+from sfcprop.core.propagator import Propagator
 from sfcprop.io.frames import FrameSource, count_frames
 from sfcprop.io.masks import load_first_mask
 from sfcprop.io.progress import frames_bar
@@ -23,13 +24,11 @@ from sfcprop.session.session import Session, _keyframes
 def propagate_iter(
     frames: FrameSource,
     annotations,
-    backbone: Correspondence | str = "fc",
+    backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    rule: str = DEFAULT_RULE,
-    forward_only: bool = False,
     reserve_per_frame: int = 0,
-    **settings: Any,
+    **options: Any,
 ) -> Iterator[FrameResult]:
     """`propagate` one frame at a time: yields a `FrameResult` (`t, ids [H, W] uint8 (CPU),
     soft [L, h, w], confidence [objects], flags`) as each frame is final, in order, so a
@@ -38,11 +37,10 @@ def propagate_iter(
     Channel l of `soft` is id l of the union of the annotations' ids (0 first, then the
     ids in increasing order). `reserve_per_frame`: bytes the caller keeps of each frame,
     counted against `max_memory` (before any work when the number of frames is known,
-    else as frames are done). Other arguments as `propagate`.
+    else as frames are done). Other arguments (`rule`, `forward_only`, settings) as
+    `propagate`.
     """
-    session = Session.streaming(
-        frames, annotations, backbone, semantic, rule=rule, forward_only=forward_only, **settings
-    )
+    session = Session.streaming(frames, annotations, backbone, semantic, **options)
     yield from _stream(session, reserve_per_frame)
 
 
@@ -68,7 +66,7 @@ def _stream(session: Session, reserve_per_frame: int) -> Iterator[FrameResult]:
 def propagate(
     frames: FrameSource,
     annotations,
-    backbone: Correspondence | str = "fc",
+    backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
     rule: str = DEFAULT_RULE,
@@ -123,27 +121,19 @@ def propagate(
 def propagate_soft(
     frames: FrameSource,
     annotations,
-    backbone: Correspondence | str = "fc",
+    backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    rule: str = DEFAULT_RULE,
-    forward_only: bool = False,
     progress: bool | None = None,
-    **settings: Any,
+    **options: Any,
 ) -> torch.Tensor:
     """Propagate soft labels (keypoint maps, part maps, any number of float maps) given
     on a keyframe's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to
     the grid, bilinear): the first frame's maps or `{frame index: maps}`. Returns
-    `[T, L, h, w]` as they are (no argmax, no normalisation)."""
+    `[T, L, h, w]` as they are (no argmax, no normalisation). Other arguments (`rule`,
+    `forward_only`, settings) as `propagate`."""
     session = Session.streaming(
-        frames,
-        annotations,
-        backbone,
-        semantic,
-        rule=rule,
-        forward_only=forward_only,
-        codec=SoftCodec(),
-        **settings,
+        frames, annotations, backbone, semantic, codec=SoftCodec(), **options
     )
     out = {r.t: r.soft.cpu() for r in frames_bar(session.run(), progress, frames)}
     return torch.stack([out[t] for t in sorted(out)])

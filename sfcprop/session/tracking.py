@@ -99,43 +99,24 @@ def track_keypoints(
     backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
-    preset: str | Config | None = None,
-    size: tuple[int, int] | None = None,
-    short_side: int | None = None,
-    sigma: float = 0.5,
-    rounding: Literal["crw", "floor"] = "crw",
-    topn: int = 3,
     progress: bool | None = None,
-    **params,
+    **options,
 ) -> Tracks:
     """Track points `[K, 2]` (x, y) 0-based pixels of frame 0 (or `{frame: points}` of
     keyframes, the same K points on each; see `sfcprop.Session`) through `frames`.
 
     frames: anything `sfcprop.io.iter_frames` reads (folder, video file, array, tensor,
     list). points: inside the frame (ValueError otherwise), or NaN for a point not given.
-    preset: "jhmdb" (default; "jhmdb-sfc" with a `semantic` backbone) with keyword
-    overrides (`topk`, `context`, `radius`, `temperature`, `lam`) and `Propagator`'s
-    `max_memory`, `precision`. size `(H', W')` or
-    short_side: resize frames (bilinear) before the backbone; JHMDB's protocol is
-    `size=(320, 320)`. The JHMDB radius of 3 cells suits a ~40-cell grid: for large frames
-    pass e.g. `short_side=320` or a larger `radius`. sigma, rounding: the encoding
-    (`keypoints.encode_keypoints`); topn: cells averaged when decoding
-    (`keypoints.decode_keypoints`). Returns `Tracks(points [T, K, 2], confidence [T, K])`;
-    frame 0 holds the given points.
+    Keywords are `track_keypoints_iter`'s: preset "jhmdb" (default; "jhmdb-sfc" with a
+    `semantic` backbone) with overrides (`topk`, `context`, `radius`, `temperature`,
+    `lam`, `max_memory`, `precision`); size `(H', W')` or short_side: resize frames
+    (bilinear) before the backbone (JHMDB's protocol is `size=(320, 320)`; its radius of 3
+    cells suits a ~40-cell grid: for large frames pass e.g. `short_side=320` or a larger
+    `radius`); sigma, rounding: the encoding (`keypoints.encode_keypoints`); topn: cells
+    averaged when decoding (`keypoints.decode_keypoints`); rule. Returns
+    `Tracks(points [T, K, 2], confidence [T, K])`; frame 0 holds the given points.
     """
-    stream = track_keypoints_iter(
-        frames,
-        points,
-        backbone,
-        semantic,
-        preset=preset,
-        size=size,
-        short_side=short_side,
-        sigma=sigma,
-        rounding=rounding,
-        topn=topn,
-        **params,
-    )
+    stream = track_keypoints_iter(frames, points, backbone, semantic, **options)
     out = [(p, c) for _, p, c in frames_bar(stream, progress, frames)]
     return Tracks(
         torch.from_numpy(np.stack([p for p, _ in out])),
