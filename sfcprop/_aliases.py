@@ -41,14 +41,23 @@ MOVED = {
 }
 
 
+def moved(name: str) -> str | None:
+    """The new path of an old module name (a submodule of an old package included:
+    `sfcprop.backbones.bn_warmup` -> `sfcprop.models.bn_warmup`), None if it did not move."""
+    if name in MOVED:
+        return MOVED[name]
+    package, _, leaf = name.rpartition(".")
+    return f"{MOVED[package]}.{leaf}" if package in MOVED else None
+
+
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in MOVED:
+        if moved(fullname) is None:
             return None
         return importlib.machinery.ModuleSpec(fullname, self, is_package=False)
 
     def create_module(self, spec):
-        new = MOVED[spec.name]
+        new = moved(spec.name)
         warnings.warn(
             f"{spec.name} moved to {new} (sfcprop 0.2); the old path goes in the next release",
             DeprecationWarning,

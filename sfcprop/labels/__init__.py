@@ -25,3 +25,18 @@ __all__ = [
     "resize_soft",
     "to_grid",
 ]
+
+
+def __getattr__(name: str):
+    if name == "as_mask_tensor":  # sfcprop.labels.as_mask_tensor in 0.1: reading is io's job
+        import warnings
+
+        from sfcprop.io import as_mask_tensor
+
+        warnings.warn(
+            "sfcprop.labels.as_mask_tensor moved to sfcprop.io.as_mask_tensor (sfcprop 0.2)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return as_mask_tensor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
