@@ -42,7 +42,6 @@ try:  # the test extra brings hypothesis; without it only the property tests ski
     )
 except ImportError:
     PROPERTY = None
-NO_HYPOTHESIS = "the property tests need hypothesis (pip install -e '.[test]')"
 
 
 @dataclass

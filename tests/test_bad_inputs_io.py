@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bad_inputs import NO_HYPOTHESIS, PROPERTY, Case, Inputs, case_id, check
+from bad_inputs import PROPERTY, Case, Inputs, case_id, check
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from toys import PooledColour
 
@@ -197,73 +199,61 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
 
 # --------------------------------------------------------------------------- properties
 
-try:
-    from hypothesis import given
-    from hypothesis import strategies as st
-except ImportError:
-    st = None
 
-if st is None:
+FRAME_KINDS = ["hwc uint8", "chw tensor", "hwc float", "hw uint8", "hwc4 uint8", "chw array"]
+FRAME_KINDS += ["chw float tensor"]
 
-    @pytest.mark.skip(reason=NO_HYPOTHESIS)
-    def test_properties():
-        pass
 
-else:
-    FRAME_KINDS = ["hwc uint8", "chw tensor", "hwc float", "hw uint8", "hwc4 uint8", "chw array"]
-    FRAME_KINDS += ["chw float tensor"]
+@st.composite
+def frame_lists(draw) -> tuple[list, tuple[int, int]]:
+    """2-4 frames, each of a random kind and (mostly) the same size."""
+    hw = draw(st.tuples(st.integers(1, 20), st.integers(1, 20)))
+    frames = []
+    for _ in range(draw(st.integers(2, 4))):
+        kind = draw(st.sampled_from(FRAME_KINDS[:2] * 3 + FRAME_KINDS[2:]))
+        h, w = draw(st.sampled_from([hw] * 4 + [(hw[0] + 1, hw[1])]))
+        pixels = RNG.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        frames.append(
+            {
+                "hwc uint8": pixels[..., :3],
+                "chw tensor": torch.from_numpy(pixels[..., :3]).permute(2, 0, 1),
+                "hwc float": pixels[..., :3] / 255.0,
+                "hw uint8": pixels[..., 0],
+                "hwc4 uint8": pixels,
+                "chw array": pixels[..., :3].transpose(2, 0, 1),
+                "chw float tensor": torch.from_numpy(pixels[..., :3] / 255.0).permute(2, 0, 1),
+            }[kind]
+        )
+    return frames, hw
 
-    @st.composite
-    def frame_lists(draw) -> tuple[list, tuple[int, int]]:
-        """2-4 frames, each of a random kind and (mostly) the same size."""
-        hw = draw(st.tuples(st.integers(1, 20), st.integers(1, 20)))
-        frames = []
-        for _ in range(draw(st.integers(2, 4))):
-            kind = draw(st.sampled_from(FRAME_KINDS[:2] * 3 + FRAME_KINDS[2:]))
-            h, w = draw(st.sampled_from([hw] * 4 + [(hw[0] + 1, hw[1])]))
-            pixels = RNG.integers(0, 256, (h, w, 4), dtype=np.uint8)
-            frames.append(
-                {
-                    "hwc uint8": pixels[..., :3],
-                    "chw tensor": torch.from_numpy(pixels[..., :3]).permute(2, 0, 1),
-                    "hwc float": pixels[..., :3] / 255.0,
-                    "hw uint8": pixels[..., 0],
-                    "hwc4 uint8": pixels,
-                    "chw array": pixels[..., :3].transpose(2, 0, 1),
-                    "chw float tensor": torch.from_numpy(pixels[..., :3] / 255.0).permute(2, 0, 1),
-                }[kind]
-            )
-        return frames, hw
 
-    def _frame_error(frames: list, hw: tuple[int, int]) -> str | None:
-        """The words the error of a list of frames must hold (the first bad frame's), or None."""
-        for t, f in enumerate(frames):
-            good = (
-                isinstance(f, np.ndarray)
-                and f.ndim == 3
-                and f.shape[2] == 3
-                and f.dtype == np.uint8
-            ) or (isinstance(f, torch.Tensor) and f.dtype == torch.uint8 and f.shape[0] == 3)
-            if not good:
-                return "uint8"  # what a frame must be
-            size = tuple(f.shape[:2] if isinstance(f, np.ndarray) else f.shape[1:])
-            if size != hw:
-                return f"frame {t} is {size} (H, W) but"
-        return None
+def _frame_error(frames: list, hw: tuple[int, int]) -> str | None:
+    """The words the error of a list of frames must hold (the first bad frame's), or None."""
+    for t, f in enumerate(frames):
+        good = (
+            isinstance(f, np.ndarray) and f.ndim == 3 and f.shape[2] == 3 and f.dtype == np.uint8
+        ) or (isinstance(f, torch.Tensor) and f.dtype == torch.uint8 and f.shape[0] == 3)
+        if not good:
+            return "uint8"  # what a frame must be
+        size = tuple(f.shape[:2] if isinstance(f, np.ndarray) else f.shape[1:])
+        if size != hw:
+            return f"frame {t} is {size} (H, W) but"
+    return None
 
-    @PROPERTY
-    @given(case=frame_lists())
-    def test_random_frame_lists_propagate_or_name_the_bad_frame(case):
-        """A list of frames of mixed kinds: uint8 [H, W, 3] arrays and [3, H, W] tensors
-        propagate; anything else is refused (TypeError or ValueError) saying what a frame must
-        be, or which frame has another size."""
-        frames, hw = case
-        mask = np.zeros(hw, np.uint8)
-        mask[: max(1, hw[0] // 2)] = 2
-        words = _frame_error(frames, hw)
-        if words is None:
-            result = sfcprop.propagate(frames, mask, PooledColour().eval())
-            assert result.ids.shape == (len(frames), *hw)
-            return
-        with pytest.raises((TypeError, ValueError), match=re.escape(words)):
-            sfcprop.propagate(frames, mask, PooledColour().eval())
+
+@PROPERTY
+@given(case=frame_lists())
+def test_random_frame_lists_propagate_or_name_the_bad_frame(case):
+    """A list of frames of mixed kinds: uint8 [H, W, 3] arrays and [3, H, W] tensors
+    propagate; anything else is refused (TypeError or ValueError) saying what a frame must
+    be, or which frame has another size."""
+    frames, hw = case
+    mask = np.zeros(hw, np.uint8)
+    mask[: max(1, hw[0] // 2)] = 2
+    words = _frame_error(frames, hw)
+    if words is None:
+        result = sfcprop.propagate(frames, mask, PooledColour().eval())
+        assert result.ids.shape == (len(frames), *hw)
+        return
+    with pytest.raises((TypeError, ValueError), match=re.escape(words)):
+        sfcprop.propagate(frames, mask, PooledColour().eval())

@@ -10,7 +10,10 @@ import re
 import numpy as np
 import pytest
 import torch
-from bad_inputs import NO_HYPOTHESIS, PROPERTY, Case, Inputs, case_id, check
+from bad_inputs import PROPERTY, Case, Inputs, case_id, check
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from toys import PooledColour
 
 import sfcprop
@@ -74,69 +77,60 @@ def test_uint64_ids_above_int64():
 
 # --------------------------------------------------------------------------- properties
 
-try:
-    from hypothesis import given
-    from hypothesis import strategies as st
-    from hypothesis.extra import numpy as hnp
-except ImportError:
-    st = None
 
-if st is None:
+MASK_DTYPES = [bool, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
+MASK_DTYPES += [np.uint64, np.float32, np.float64]
 
-    @pytest.mark.skip(reason=NO_HYPOTHESIS)
-    def test_properties():
-        pass
 
-else:
-    MASK_DTYPES = [bool, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
-    MASK_DTYPES += [np.uint64, np.float32, np.float64]
+def _mask_values(dtype) -> st.SearchStrategy:
+    """Mostly small ids (where the interesting cases are), sometimes any the dtype holds."""
+    if np.dtype(dtype).kind == "b":
+        return st.booleans()
+    if np.dtype(dtype).kind == "f":
+        return st.sampled_from([0.0, 1.0, 2.0, 0.5, math.nan])
+    info = np.iinfo(dtype)
+    small = st.integers(max(info.min, -2), min(info.max, 300))
+    top = info.max
+    return st.one_of(small, small, small, st.integers(info.min, top))
 
-    def _mask_values(dtype) -> st.SearchStrategy:
-        """Mostly small ids (where the interesting cases are), sometimes any the dtype holds."""
-        if np.dtype(dtype).kind == "b":
-            return st.booleans()
-        if np.dtype(dtype).kind == "f":
-            return st.sampled_from([0.0, 1.0, 2.0, 0.5, math.nan])
-        info = np.iinfo(dtype)
-        small = st.integers(max(info.min, -2), min(info.max, 300))
-        top = info.max
-        return st.one_of(small, small, small, st.integers(info.min, top))
 
-    @st.composite
-    def masks(draw) -> np.ndarray:
-        dtype = draw(st.sampled_from(MASK_DTYPES))
-        shape = draw(st.tuples(st.integers(1, 12), st.integers(1, 12)))
-        return draw(hnp.arrays(dtype, shape, elements=_mask_values(dtype)))
+@st.composite
+def masks(draw) -> np.ndarray:
+    dtype = draw(st.sampled_from(MASK_DTYPES))
+    shape = draw(st.tuples(st.integers(1, 12), st.integers(1, 12)))
+    return draw(hnp.arrays(dtype, shape, elements=_mask_values(dtype)))
 
-    def _expected(mask: np.ndarray) -> list[int] | str:
-        """The ids a mask propagates with (0 included), or the words its error must say."""
-        if mask.dtype.kind == "f":
-            return "mask ids must be integers (or bool)"
-        values = {int(v) for v in np.unique(mask)}
-        if values - {0} == {255}:
-            return [0, 1]  # 0/255: one object
-        if min(values) < 0:
-            return "mask ids must be >= 0"
-        if max(values) > 255:
-            return "mask ids must be at most 255"
-        if values == {0}:
-            return "the first mask holds no object"
-        return sorted(values | {0})
 
-    @PROPERTY
-    @given(mask=masks())
-    def test_random_masks_propagate_with_their_ids_or_say_why_not(mask):
-        """Any small mask of any dtype: it propagates with the union of its ids (a binary one
-        as id 1), and frame 0 comes back as given; or a ValueError says what is wrong; never
-        another exception."""
-        frames = torch.from_numpy(RNG.integers(0, 256, (2, 3, *mask.shape), dtype=np.uint8))
-        want = _expected(mask)
-        if isinstance(want, str):
-            with pytest.raises(ValueError, match=re.escape(want)):
-                sfcprop.propagate(frames, mask, PooledColour().eval())
-            return
-        result = sfcprop.propagate(frames, mask, PooledColour().eval())
-        assert list(result.label_ids) == want
-        first = mask.astype(np.int64) if want != [0, 1] else (mask > 0).astype(np.int64)
-        assert np.array_equal(result.ids[0].numpy(), first)
-        assert set(np.unique(result.ids.numpy())) <= set(want)
+def _expected(mask: np.ndarray) -> list[int] | str:
+    """The ids a mask propagates with (0 included), or the words its error must say."""
+    if mask.dtype.kind == "f":
+        return "mask ids must be integers (or bool)"
+    values = {int(v) for v in np.unique(mask)}
+    if values - {0} == {255}:
+        return [0, 1]  # 0/255: one object
+    if min(values) < 0:
+        return "mask ids must be >= 0"
+    if max(values) > 255:
+        return "mask ids must be at most 255"
+    if values == {0}:
+        return "the first mask holds no object"
+    return sorted(values | {0})
+
+
+@PROPERTY
+@given(mask=masks())
+def test_random_masks_propagate_with_their_ids_or_say_why_not(mask):
+    """Any small mask of any dtype: it propagates with the union of its ids (a binary one
+    as id 1), and frame 0 comes back as given; or a ValueError says what is wrong; never
+    another exception."""
+    frames = torch.from_numpy(RNG.integers(0, 256, (2, 3, *mask.shape), dtype=np.uint8))
+    want = _expected(mask)
+    if isinstance(want, str):
+        with pytest.raises(ValueError, match=re.escape(want)):
+            sfcprop.propagate(frames, mask, PooledColour().eval())
+        return
+    result = sfcprop.propagate(frames, mask, PooledColour().eval())
+    assert list(result.label_ids) == want
+    first = mask.astype(np.int64) if want != [0, 1] else (mask > 0).astype(np.int64)
+    assert np.array_equal(result.ids[0].numpy(), first)
+    assert set(np.unique(result.ids.numpy())) <= set(want)
