@@ -149,7 +149,8 @@ class Propagator:
         nets = [n for n in (fine, sem) if n is not None]
         self.planner = budget.Planner(nets, self.encoder.dtype.itemsize, self.device)
         self.stream: Pass | None = None  # the pass of start / step
-        self.plan: budget.MemoryPlan | None = None  # the next pass's blocks (start sets it)
+        self.size: tuple[int, int] | None = None  # its frames' (H, W)
+        self.plan: budget.MemoryPlan | None = None  # its blocks (start sets it)
         self.encoded = 0  # frames run through the backbone(s)
 
     @property
@@ -247,7 +248,7 @@ class Propagator:
         """`step` with the frame's features `[C, h, w]` already computed (`encode`)."""
         if self.stream is None:
             raise RuntimeError("call start(first_frame, first_labels) before step()")
-        self.stream.plan = self.plan
+        self.stream.plan = self.plan  # read at each step, as `plan` may be set between them
         return self.stream.step(query)
 
     def encode(self, frame: torch.Tensor) -> torch.Tensor:

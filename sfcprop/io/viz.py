@@ -134,7 +134,7 @@ def show(
     max_side: int = 320,
     max_frames: int = 300,
 ):
-    """A one-line preview in a notebook: `sfcprop.io.viz.show(frames, result)`.
+    """A one-line preview in a notebook: `sfcprop.viz.show(frames, result)`.
 
     frames: anything `iter_frames` reads; ids: `[T, H, W]` ids or a `Propagation`;
     points: `[T, K, 2]` or `Tracks`. Frames are shrunk to `max_side` and cut after

@@ -28,6 +28,3 @@ class FeatureCache:
                 self._maps.popitem(last=False)
             self._maps[t] = feats
         return feats
-
-    def __len__(self) -> int:
-        return len(self._maps)
