@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import gzip
+import io
 import json
 import os
 import re
+import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -18,7 +22,13 @@ import torch.nn.functional as F
 import torchvision
 
 from sfcprop.models import backbone, vit_small8
-from sfcprop.models.checkpoints import CheckpointError, detect_layout, load_encoder_state
+from sfcprop.models.checkpoints import (
+    CheckpointError,
+    checkpoint_format,
+    detect_layout,
+    load_encoder_state,
+    read_checkpoint,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SFCPROP_SHARED", REPO.parent / "shared"))
@@ -447,3 +457,121 @@ def test_integer_num_batches_tracked_is_accepted(tmp_path: Path):
     loaded, report = load_encoder_state(_fc_file(tmp_path, state))
     assert report.ok and not report.warnings
     assert loaded["layer1.0.bn2.num_batches_tracked"].dtype == torch.int64
+
+
+# ---------------------------------------------------------------- the format, from the content
+
+
+def _safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()})
+
+
+def _torch_bytes(obj: object, legacy: bool = False) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=not legacy)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", ["w.SAFETENSORS", "w.SafeTensors", "w.pth", "w.bin", "weights"])
+def test_safetensors_loads_whatever_its_name(tmp_path: Path, name: str):
+    state = _trunk_state()
+    path = tmp_path / name
+    path.write_bytes(_safetensors_bytes(state))
+    loaded, report = load_encoder_state(path)
+    assert report.ok and report.layout == "torchvision"
+    key = "layer3.1.bn2.running_var"
+    torch.testing.assert_close(loaded[key], state[key])
+    model = backbone("imagenet-r18", weights=path)
+    torch.testing.assert_close(model.conv1.weight, state["conv1.weight"])
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-pickle"])
+def test_torch_file_loads_whatever_its_name(tmp_path: Path, legacy: bool):
+    state = _trunk_state()
+    path = tmp_path / "mislabelled.safetensors"  # a torch.save file named as safetensors
+    path.write_bytes(_torch_bytes(state, legacy))
+    assert checkpoint_format(path) == ("pickle" if legacy else "zip")
+    loaded, report = load_encoder_state(path)
+    assert report.ok
+    torch.testing.assert_close(loaded["layer2.0.conv1.weight"], state["layer2.0.conv1.weight"])
+
+
+def _tar(member: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("model.pth")
+        info.size = len(member)
+        tar.addfile(info, io.BytesIO(member))
+    return buf.getvalue()
+
+
+def _zip_of(name: str, member: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(name, member)
+    return buf.getvalue()
+
+
+def _bad_safetensors(kind: str) -> bytes:
+    good = _safetensors_bytes({"conv1.weight": torch.ones(4, 3)})
+    length = int.from_bytes(good[:8], "little")
+    if kind == "data cut":
+        return good[:-7]
+    if kind == "header cut":
+        return good[: 8 + length // 2]
+    header = json.loads(good[8 : 8 + length])
+    if kind == "offsets past the end":
+        header["conv1.weight"]["data_offsets"] = [0, 4096]
+    else:  # a header that is not a tensor table
+        header["conv1.weight"] = "oops"
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + good[8 + length :]
+
+
+NOT_CHECKPOINTS = {
+    "empty": (b"", "an empty file, not a checkpoint"),
+    "HTML page": (b"\n<!DOCTYPE html>\n<html><body>Sign in</body></html>", "an HTML page"),
+    "HTML without doctype": (b"<html><head><title>404</title>", "an HTML page"),
+    "XML error": (b"<?xml version='1.0'?><Error>AccessDenied</Error>", "an XML/HTML document"),
+    "JSON error body": (b'{"message": "Not Found", "status": 404}', "a JSON document"),
+    "text": (b"Not Found\n", "text (starts 'Not Found')"),
+    "gzip": (gzip.compress(b"x" * 100), "a gzip file (decompress it first)"),
+    "tar": (_tar(b"x" * 100), "a tar archive"),
+    "zip of other files": (_zip_of("model.pth", b"x"), "a zip archive of other files (model.pth)"),
+    "zip cut short": (_torch_bytes({"a": torch.ones(99)})[:300], "a zip archive cut short"),
+    "safetensors data cut": (_bad_safetensors("data cut"), "safetensors file cut short"),
+    "safetensors header cut": (_bad_safetensors("header cut"), "safetensors file cut short"),
+    "safetensors offsets": (_bad_safetensors("offsets past the end"), "need 4096 bytes of data"),
+    "safetensors bad entry": (_bad_safetensors("bad entry"), "safetensors file with a corrupt"),
+    "zeros": (bytes(64), "unknown binary data"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_CHECKPOINTS)
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path: Path, name: str, suffix: str):
+    data, what = NOT_CHECKPOINTS[name]
+    path = tmp_path / ("file" + suffix)
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError) as err:
+        load_encoder_state(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and what in message, message
+    assert "arbitrary code" not in message  # not the pickle refusal of issue 23
+
+
+@pytest.mark.parametrize("cut", [50, 3000])
+def test_legacy_pickle_cut_short_is_corrupt(tmp_path: Path, cut: int):
+    path = tmp_path / "cut.pth"
+    path.write_bytes(_torch_bytes(_trunk_state(), legacy=True)[:cut])
+    with pytest.raises(CheckpointError, match=r"cut.pth: corrupt or not a PyTorch checkpoint \(."):
+        load_encoder_state(path)
+
+
+def test_errors_can_name_the_file_by_its_origin(tmp_path: Path):
+    path = tmp_path / ".x.pth.1234.part"
+    path.write_bytes(b"<!doctype html><html></html>")
+    with pytest.raises(CheckpointError, match=r"^https://example.org/x.pth: an HTML page"):
+        read_checkpoint(path, name="https://example.org/x.pth")
