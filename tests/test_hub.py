@@ -300,6 +300,54 @@ def test_unchanged_file_is_not_hashed_again(server: _Server, monkeypatch: pytest
     assert hub.fetch(source) == path and len(calls) == 3
 
 
+def _full_hash(algo: str, data: bytes) -> str:
+    if algo == "gitsha1":
+        return "gitsha1:" + hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return f"{algo}:" + hashlib.new(algo, data).hexdigest()
+
+
+def _forge_sidecar(path: Path, published: str) -> None:
+    """A sidecar saying `path`, as it is now, passed `published` long after it was written."""
+    st = path.stat()
+    record = {
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "published": published,
+        "stamp": [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino],
+        "checked_ns": st.st_ctime_ns + 10**12,
+        "loads": True,
+    }
+    hub.pin_path(path).write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("algo", ["sha256", "md5", "gitsha1"])
+def test_forged_sidecar_does_not_bypass_a_full_published_hash(server: _Server, algo: str):
+    published = _full_hash(algo, PAYLOAD)
+    source = hub.Source("full", "good.pth", url=server.url + "/good.pth", hash=published)
+    path = hub.fetch(source, timeout=10)
+    other = _r18_bytes()  # another (valid) checkpoint in its place
+    assert other != PAYLOAD
+    path.write_bytes(other)
+    _forge_sidecar(path, published)
+    with pytest.raises(hub.HashMismatchError, match=f"does not match the published {published}"):
+        hub.fetch(source, timeout=10)
+    with pytest.raises(hub.HashMismatchError, match=f"Delete {path}"):
+        hub.cached(source)
+    assert server.hits["/good.pth"] == 1
+
+
+def test_full_published_hash_is_checked_at_every_load(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+):
+    calls = []
+    digests = pins._digests
+    monkeypatch.setattr(pins, "_digests", lambda p, a: calls.append(p) or digests(p, a))
+    monkeypatch.setattr(pins, "_RACY_NS", 0)
+    source = hub.Source("full", "good.pth", url=server.url + "/good.pth", hash=f"sha256:{SHA256}")
+    path = hub.fetch(source, timeout=10)
+    assert hub.fetch(source) == path and hub.fetch(source) == path
+    assert calls == [calls[0], path, path]  # the download, then each load
+
+
 def test_hub_copy_in_the_hf_cache_is_pinned_and_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -8,9 +8,10 @@ is fetched with `huggingface_hub.hf_hub_download` into `hub_cache_path(source)` 
 
 Verification (`pins`): every file is checked when it enters the cache and every time it is
 loaded from it (`fetch`, `cached`). Where the registry has a full published hash, against
-that; otherwise the file's full sha256 is pinned on first use in a sidecar `<file>.sha256`
-(`pin_path`), and a later load or download with another sha256 is a `HashMismatchError`.
-HF cache copies keep their sidecar at `pin_path(hub_cache_path(source))`.
+that, at every load (a sidecar never stands in for it); otherwise the file's full sha256
+is pinned on first use in a sidecar `<file>.sha256` (`pin_path`), and a later load or
+download with another sha256 is a `HashMismatchError`. HF cache copies keep their sidecar
+at `pin_path(hub_cache_path(source))`.
 
 Downloads (`transfer`): one fetch has one overall deadline, `download_timeout()` seconds for
 the hub attempt and the URL together (`SFCPROP_DOWNLOAD_TIMEOUT`, default

@@ -6,7 +6,9 @@ its full sha256 is pinned on first use (its first download, or the first load of
 in the cache by hand) in a sidecar `<file>.sha256` (JSON, written atomically; `pin_path`),
 and a later load or download with another sha256 is a `HashMismatchError`. A published
 prefix (the 8 digits in a file name) is checked too. The sidecar also records the file's
-(size, mtime_ns, ctime_ns, inode) when it last passed: an unchanged stamp skips the rehash.
+(size, mtime_ns, ctime_ns, inode) when it last passed: where no full hash is published, an
+unchanged stamp skips the rehash (a full published hash is checked at every load, whatever
+the sidecar says).
 Writing to a file changes its ctime, which cannot be set back by hand, so a changed file is
 always hashed again; as file times are coarse, a stamp checked less than `_RACY_NS` after
 the file's ctime is not trusted (git's "racy clean" rule).
@@ -137,7 +139,13 @@ def _check(
 
 
 def _unchanged(record: dict[str, Any], path: Path, published: str | None) -> bool:
-    """True when `record` verified `path`, as it is now, against `published`."""
+    """True when `record` verified `path`, as it is now, against `published`.
+
+    Never for a full published hash: that is checked at every load, as a sidecar (a file
+    anyone who can write the cache can forge) must not stand in for the registry's hash.
+    """
+    if is_full_hash(published):
+        return False
     stamp = _stamp(path)
     if record.get("stamp") != stamp or record.get("published") != published:
         return False
