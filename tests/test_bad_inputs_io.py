@@ -99,9 +99,29 @@ CASES = [
     Case(
         "two frames share a name",
         ValueError,
-        "two frames share the name 'f0'",
+        "f0.jpg and f0.png name the same frame",
         lambda w: w.propagate(
             frames=w.folder("dup", list(w.clip.frames[:2]), ["f0.png", "f0.jpg"])
+        ),
+    ),
+    Case(
+        "one frame number twice (1.png, 01.png)",
+        ValueError,
+        "01.png and 1.png name the same frame (one name or number, with another zero padding",
+        lambda w: w.propagate(
+            frames=w.folder(
+                "pad", list(w.clip.frames), ["0.png", "1.png", "01.png", "2.png", "3.png"]
+            )
+        ),
+    ),
+    Case(
+        "one frame number twice, another extension (5.png, 005.jpg)",
+        ValueError,
+        "005.jpg and 5.png name the same frame",
+        lambda w: w.propagate(
+            frames=w.folder(
+                "ext", list(w.clip.frames), ["3.png", "4.png", "5.png", "005.jpg", "6.png"]
+            )
         ),
     ),
     Case(

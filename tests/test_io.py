@@ -103,7 +103,7 @@ def test_frame_source_errors(clip, tmp_path):
     with pytest.raises(ValueError, match="single image"):
         io.open_frames(one / "a.png")
     dup = _save_frames(tmp_path / "dup", clip.frames[:2], ["a.png", "a.jpg"])
-    with pytest.raises(ValueError, match="share the name 'a'"):
+    with pytest.raises(ValueError, match=r"dup: a.jpg and a.png name the same frame"):
         io.open_frames(dup)
 
 
@@ -146,6 +146,38 @@ def test_video_writer_pads_odd_sizes_and_refuses_mixed(tmp_path):
         w.write(frames[0])
         w.write(frames[0][:, :8])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+# --------------------------------------------------------------------------- frame names
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["0.png", "1.png", "01.png"],
+        ["5.png", "005.jpg"],
+        ["a7.png", "A07.PNG"],
+        ["x_2_y.png", "x_002_y.png", "x_3_y.png"],
+        ["f0.png", "f0.jpg"],
+    ],
+)
+def test_two_files_naming_one_frame_are_refused(clip, tmp_path, names):
+    """Names that sort as one (zero padding, case, extension) would drop a frame or order
+    them as the file system lists them: an error naming both files."""
+    folder = _save_frames(tmp_path / "frames", clip.frames[: len(names)], names)
+    clash = sorted(n for n in names if n not in ("0.png", "x_3_y.png"))
+    with pytest.raises(ValueError, match="name the same frame") as error:
+        io.open_frames(folder)
+    assert str(error.value).startswith(f"{folder}: {clash[0]} and {clash[1]} name the same")
+    with pytest.raises(ValueError, match="name the same frame"):
+        io.list_files(folder, (".png", ".jpg"))
+
+
+def test_unambiguous_numbers_keep_their_natural_order(clip, tmp_path):
+    names = ["10.png", "9.png", "009a.png", "100.jpg", "x1.png", "x01b.png"]
+    folder = _save_frames(tmp_path / "frames", clip.frames, names)
+    got = [p.name for p in io.list_images(folder)]
+    assert got == ["9.png", "009a.png", "10.png", "100.jpg", "x1.png", "x01b.png"]
 
 
 # --------------------------------------------------------------------------- resizing

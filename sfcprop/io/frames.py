@@ -45,13 +45,28 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def list_files(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
     """The regular, not hidden files of `folder` whose suffix (any case) is one of
-    `suffixes`, in natural order."""
+    `suffixes`, in natural order. Two files whose names sort as one (`1.png` and `01.png`,
+    `5.png` and `005.jpg`, `a.png` and `A.png`) would put one frame twice or in an order
+    that depends on the file system: a ValueError naming both."""
     files = [
         p
         for p in Path(folder).iterdir()
         if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file()
     ]
+    _refuse_same_key(files, Path(folder))
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def _refuse_same_key(files: list[Path], folder: Path) -> None:
+    """ValueError when two of `files` have stems of one natural key."""
+    seen: dict[tuple, Path] = {}
+    for path in sorted(files, key=lambda p: p.name):  # the same pair named on every system
+        other = seen.setdefault(tuple(natural_key(path.stem)), path)
+        if other is not path:
+            raise ValueError(
+                f"{folder}: {other.name} and {path.name} name the same frame (one name or "
+                "number, with another zero padding, case or extension); keep one of them"
+            )
 
 
 def read_image(path: str | os.PathLike) -> torch.Tensor:
