@@ -43,6 +43,26 @@ def _corrupt_frame(w: Inputs) -> Path:
     return w.frames
 
 
+def _replace_frame(w: Inputs, values: np.ndarray) -> Path:
+    """The good frames with `f2.png` replaced by `f2.tif`, a greyscale TIFF of `values`
+    (48 x 80 of them, float32: PIL's mode F, int32: mode I)."""
+    (w.frames / "f2.png").unlink()
+    Image.fromarray(values.reshape(48, 80)).save(w.frames / "f2.tif")
+    return w.frames
+
+
+def _floats_0_255(w: Inputs) -> list[np.ndarray]:
+    frames = [f.permute(1, 2, 0).numpy().astype(np.float64) for f in w.clip.frames]
+    frames[0][0, 0], frames[0][1, 1] = 0, 255
+    return frames
+
+
+def _nan_tensor(w: Inputs) -> torch.Tensor:
+    frames = w.clip.frames / 255.0
+    frames[1, 0, 5, 5] = float("nan")
+    return frames
+
+
 def _needs_av(w: Inputs) -> None:
     pytest.importorskip("av")
 
@@ -125,6 +145,18 @@ CASES = [
         ),
     ),
     Case(
+        "float TIFF frame outside [0, 1]",
+        ValueError,
+        "f2.tif has float values from 0 to 255: floats are read as 0-1",
+        lambda w: w.propagate(frames=_replace_frame(w, np.linspace(0, 255, 3840, np.float32))),
+    ),
+    Case(
+        "32-bit integer TIFF frame",
+        ValueError,
+        "f2.tif holds 32-bit integers from 0 to 100000; integer images are read as 8-bit or 16-bit",
+        lambda w: w.propagate(frames=_replace_frame(w, np.linspace(0, 1e5, 3840).astype(np.int32))),
+    ),
+    Case(
         "video the decoder rejects",
         ValueError,
         "cannot decode video",
@@ -134,15 +166,35 @@ CASES = [
         ),
     ),
     Case(
-        "float frames in a list",
+        "float frames of 0-255 in a list",
+        ValueError,
+        "frame 0 has float values from 0 to 255: floats are read as 0-1; give values in [0, 1]",
+        lambda w: w.propagate(frames=_floats_0_255(w)),
+    ),
+    Case(
+        "NaN in a float frames tensor",
+        ValueError,
+        "frame 1 has float values that are not finite (NaN or inf)",
+        lambda w: w.propagate(frames=_nan_tensor(w)),
+    ),
+    Case(
+        "frames tensor of int64",
+        ValueError,
+        "frames as a tensor must be uint8 [T, 3, H, W], got torch.int64",
+        lambda w: w.propagate(frames=w.clip.frames.long()),
+    ),
+    Case(
+        "frames of int32 in a list",
         TypeError,
-        "cannot read a frame from ndarray float64 (48, 80, 3): a frame is a PIL image",
-        lambda w: w.propagate(frames=[f.permute(1, 2, 0).numpy() / 255.0 for f in w.clip.frames]),
+        "cannot read frame 0 from ndarray int32 (48, 80, 3): a frame is a PIL image",
+        lambda w: w.propagate(
+            frames=[f.permute(1, 2, 0).numpy().astype(np.int32) for f in w.clip.frames]
+        ),
     ),
     Case(
         "frames tensor with 4 channels",
         ValueError,
-        "frames as a tensor must be uint8 [T, 3, H, W], got torch.uint8",
+        "frames as a tensor must be [T, 3, H, W], got shape (5, 4, 48, 80)",
         lambda w: w.propagate(frames=torch.cat([w.clip.frames, w.clip.frames[:, :1]], 1)),
     ),
     # ------------------------------------------------------------------ mask files
@@ -221,7 +273,7 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
 
 
 FRAME_KINDS = ["hwc uint8", "chw tensor", "hwc float", "hw uint8", "hwc4 uint8", "chw array"]
-FRAME_KINDS += ["chw float tensor"]
+FRAME_KINDS += ["chw float tensor", "hwc uint16", "hwc float 2-257", "chw int64 tensor"]
 
 
 @st.composite
@@ -242,6 +294,9 @@ def frame_lists(draw) -> tuple[list, tuple[int, int]]:
                 "hwc4 uint8": pixels,
                 "chw array": pixels[..., :3].transpose(2, 0, 1),
                 "chw float tensor": torch.from_numpy(pixels[..., :3] / 255.0).permute(2, 0, 1),
+                "hwc uint16": pixels[..., :3].astype(np.uint16) << 8,
+                "hwc float 2-257": pixels[..., :3].astype(np.float32) + 2,
+                "chw int64 tensor": torch.from_numpy(pixels[..., :3]).permute(2, 0, 1).long(),
             }[kind]
         )
     return frames, hw
@@ -250,11 +305,12 @@ def frame_lists(draw) -> tuple[list, tuple[int, int]]:
 def _frame_error(frames: list, hw: tuple[int, int]) -> str | None:
     """The words the error of a list of frames must hold (the first bad frame's), or None."""
     for t, f in enumerate(frames):
-        good = (
-            isinstance(f, np.ndarray) and f.ndim == 3 and f.shape[2] == 3 and f.dtype == np.uint8
-        ) or (isinstance(f, torch.Tensor) and f.dtype == torch.uint8 and f.shape[0] == 3)
-        if not good:
-            return "uint8"  # what a frame must be
+        readable = (np.uint8, np.uint16, np.float32, np.float64, torch.uint8, torch.float64)
+        colours = 2 if isinstance(f, np.ndarray) else 0
+        if not (f.dtype in readable and f.ndim == 3 and f.shape[colours] == 3):
+            return f"cannot read frame {t} from"  # and what a frame must be
+        if f.dtype in (np.float32, np.float64, torch.float64) and f.max() > 1:
+            return f"frame {t} has float values from"
         size = tuple(f.shape[:2] if isinstance(f, np.ndarray) else f.shape[1:])
         if size != hw:
             return f"frame {t} is {size} (H, W) but"
@@ -264,9 +320,10 @@ def _frame_error(frames: list, hw: tuple[int, int]) -> str | None:
 @PROPERTY
 @given(case=frame_lists())
 def test_random_frame_lists_propagate_or_name_the_bad_frame(case):
-    """A list of frames of mixed kinds: uint8 [H, W, 3] arrays and [3, H, W] tensors
-    propagate; anything else is refused (TypeError or ValueError) saying what a frame must
-    be, or which frame has another size."""
+    """A list of frames of mixed kinds: [H, W, 3] arrays and [3, H, W] tensors of uint8,
+    uint16 or floats in [0, 1] propagate, as their uint8 frames do; anything else is
+    refused (TypeError or ValueError) naming the frame and saying what a frame must be, or
+    which frame has another size."""
     frames, hw = case
     mask = np.zeros(hw, np.uint8)
     mask[: max(1, hw[0] // 2)] = 2
@@ -274,6 +331,17 @@ def test_random_frame_lists_propagate_or_name_the_bad_frame(case):
     if words is None:
         result = sfcprop.propagate(frames, mask, PooledColour().eval())
         assert result.ids.shape == (len(frames), *hw)
+        as_uint8 = [_uint8(f) for f in frames]
+        assert torch.equal(result.ids, sfcprop.propagate(as_uint8, mask, PooledColour().eval()).ids)
         return
     with pytest.raises((TypeError, ValueError), match=re.escape(words)):
         sfcprop.propagate(frames, mask, PooledColour().eval())
+
+
+def _uint8(frame) -> np.ndarray:
+    """A good frame of the property test as a uint8 [H, W, 3] array, computed by numpy."""
+    if isinstance(frame, torch.Tensor):
+        frame = frame.permute(1, 2, 0).numpy()
+    if frame.dtype == np.uint16:
+        return (frame >> 8).astype(np.uint8)
+    return np.round(frame * 255).astype(np.uint8) if frame.dtype.kind == "f" else frame

@@ -1,5 +1,6 @@
 """`FrameStore`: frames by index; a sequential source decoded once into a bounded cache."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,16 +53,25 @@ def test_indexable_sources_are_read_directly(clip, tmp_path):
         store = FrameStore(source)
         assert len(store) == 6 and torch.equal(store[5], clip.frames[5])
     assert FrameStore(tmp_path).name(2) == "002"
-    with pytest.raises(ValueError, match="uint8"):
-        FrameStore(clip.frames.float())
+    for source in (
+        clip.frames / 255.0,
+        clip.frames.permute(0, 2, 3, 1).numpy().astype(np.uint16) << 8,
+    ):
+        assert torch.equal(FrameStore(source)[4], clip.frames[4])  # floats in [0, 1], 16 bits
+    with pytest.raises(ValueError, match=r"must be uint8 \[T, 3, H, W\], got torch.int64"):
+        FrameStore(clip.frames.long())
+    store = FrameStore(clip.frames.float())  # floats of 0-255: which scale? refused
+    with pytest.raises(ValueError, match="frame 3 has float values from 0 to 2"):
+        store[3]
 
 
 def test_a_bad_frame_in_a_list_is_named(clip):
-    import numpy as np
-
     frames = [f.permute(1, 2, 0).numpy() for f in clip.frames]
     frames[2] = frames[2].astype(np.float32)
+    frames[4] = frames[4].astype(np.int64)
     store = FrameStore(frames)
     assert torch.equal(store[1], clip.frames[1])
-    with pytest.raises(TypeError, match="frame 2: cannot read a frame from ndarray float32"):
+    with pytest.raises(ValueError, match="frame 2 has float values from 0 to 2"):
         store[2]
+    with pytest.raises(TypeError, match="cannot read frame 4 from ndarray int64"):
+        store[4]

@@ -2,11 +2,17 @@
 short-side resizing and streaming through `propagate`."""
 
 import json
+import struct
 import sys
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from bad_inputs import PROPERTY
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from toys import PooledColour
 
@@ -146,6 +152,150 @@ def test_video_writer_pads_odd_sizes_and_refuses_mixed(tmp_path):
         w.write(frames[0])
         w.write(frames[0][:, :8])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+# --------------------------------------------------------------------------- bit depths
+
+
+def png_file(path: Path, width: int, height: int, depth: int, colour: int, idat: bytes) -> Path:
+    """A PNG of one IDAT chunk, written byte by byte: `depth` bits per sample, PNG colour
+    type `colour` (0 grey, 2 RGB, 4 grey + alpha, 6 RGBA)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    head = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    body = chunk(b"IHDR", head) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def png16(path: Path, values: np.ndarray) -> Path:
+    """A 16-bit PNG of `[H, W]` grey or `[H, W, C]` samples (C: 2, 3 or 4), which PIL
+    does not write for colour."""
+    channels = 1 if values.ndim == 2 else values.shape[2]
+    colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # grey, grey + alpha, RGB, RGBA
+    rows = values.astype(">u2").reshape(values.shape[0], -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter type 0 on every row
+    return png_file(path, values.shape[1], values.shape[0], 16, colour, zlib.compress(raw))
+
+
+def _high_byte(values: np.ndarray) -> np.ndarray:
+    return (values >> 8).astype(np.uint8)
+
+
+def _times_255(values: np.ndarray) -> np.ndarray:
+    return np.round(values.astype(np.float64) * 255).astype(np.uint8)
+
+
+def _chw(values: np.ndarray) -> np.ndarray:
+    """`[H, W]` grey, `[H, W, 2]` grey + alpha or `[H, W, C]` colour as `[3, H, W]`, alpha
+    dropped."""
+    grey = values if values.ndim == 2 else values[..., 0] if values.shape[2] == 2 else None
+    rgb = values[..., :3] if grey is None else np.repeat(grey[..., None], 3, 2)
+    return rgb.transpose(2, 0, 1)
+
+
+def _read(tmp_path: Path, kind: str, values: np.ndarray) -> torch.Tensor:
+    """`values` written or passed as `kind`, read back by sfcprop.io."""
+    path = tmp_path / "frame"
+    if kind.endswith("PNG"):
+        return io.read_image(png16(path.with_suffix(".png"), values))
+    if kind.endswith("TIFF"):
+        Image.fromarray(values).save(path.with_suffix(".tif"))
+        return io.read_image(path.with_suffix(".tif"))
+    if kind.endswith("PIL image"):
+        return next(io.iter_frames([Image.fromarray(values)]))
+    if kind.endswith("tensor"):
+        chw = torch.from_numpy(values.transpose(2, 0, 1).copy())
+        one, whole = next(io.iter_frames([chw])), next(io.iter_frames(chw[None]))
+    else:
+        one, whole = next(io.iter_frames([values])), next(io.iter_frames(values[None]))
+    assert torch.equal(one, whole)  # a list of frames and one array: the same rule
+    return one
+
+
+# kind: the dtype drawn, its shape ("grey" [H, W], else [H, W, C]) and the 8-bit rule
+KINDS = {
+    "16-bit grey PNG": (np.uint16, "grey", _high_byte),
+    "48-bit RGB PNG": (np.uint16, 3, _high_byte),
+    "64-bit RGBA PNG": (np.uint16, 4, _high_byte),
+    "32-bit grey + alpha PNG": (np.uint16, 2, _high_byte),
+    "16-bit TIFF": (np.uint16, "grey", _high_byte),
+    "32-bit integer TIFF": (np.int32, "grey", _high_byte),  # PIL mode I, 16-bit values
+    "float TIFF": (np.float32, "grey", _times_255),
+    "16-bit PIL image": (np.uint16, "grey", _high_byte),
+    "float PIL image": (np.float32, "grey", _times_255),
+    "uint16 array": (np.uint16, 3, _high_byte),
+    "float32 array": (np.float32, 3, _times_255),
+    "float64 array": (np.float64, 3, _times_255),
+    "float16 array": (np.float16, 3, _times_255),
+    "uint16 tensor": (np.uint16, 3, _high_byte),
+    "float32 tensor": (np.float32, 3, _times_255),
+    "float64 tensor": (np.float64, 3, _times_255),
+}
+
+
+@PROPERTY
+@given(
+    kind=st.sampled_from(sorted(KINDS)),
+    h=st.integers(1, 9),
+    w=st.integers(2, 9),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_16_bit_and_float_frames_read_as_numpy_scales_them(tmp_path, kind, h, w, seed):
+    """Frames of every bit depth and float kind, files and arrays: never a constant image
+    (the 16-bit PNG once read as all 255, the float TIFF as all 0); the 8-bit values are
+    those numpy computes (16-bit: the high byte; floats in [0, 1]: times 255, rounded)."""
+    dtype, channels, rule = KINDS[kind]
+    shape = (h, w) if channels == "grey" else (h, w, channels)
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        values = rng.random(shape).astype(dtype)
+        top = 1.0
+    else:
+        values = rng.integers(0, 1 << 16, shape).astype(dtype)
+        top = 0xFFFF
+    values[0, 0], values[-1, -1] = 0, top  # a dark and a bright pixel: not constant
+    frame = _read(tmp_path, kind, values)
+    assert frame.dtype == torch.uint8 and frame.shape == (3, h, w)
+    assert frame.unique().numel() > 1
+    np.testing.assert_array_equal(frame.numpy(), _chw(rule(values)), err_msg=kind)
+
+
+def test_propagate_reads_16_bit_and_float_frames_like_their_8_bits(clip, net, tmp_path):
+    """A folder of 48-bit PNGs (v * 257: the high byte is v), uint16 arrays and float
+    tensors in [0, 1] propagate exactly as the uint8 frames."""
+    wide = [f.permute(1, 2, 0).numpy().astype(np.uint16) * 257 for f in clip.frames]
+    (tmp_path / "png16").mkdir()
+    for t, values in enumerate(wide):
+        png16(tmp_path / "png16" / f"{t:03d}.png", values)
+    mask = clip.masks[0].long()
+    want = propagate(clip.frames, mask, net, context=2).ids
+    for frames in (tmp_path / "png16", wide, clip.frames.double() / 255, clip.frames / 255.0):
+        assert torch.equal(propagate(frames, mask, net, context=2).ids, want)
+
+
+def test_floats_outside_0_1_and_other_integers_are_refused(tmp_path):
+    grey = np.linspace(0, 255, 48, dtype=np.float32).reshape(6, 8)
+    Image.fromarray(grey).save(tmp_path / "hdr.tif")
+    with pytest.raises(ValueError, match=r"hdr.tif has float values from 0 to 255: floats are"):
+        io.read_image(tmp_path / "hdr.tif")
+    Image.fromarray((grey * 1000).astype(np.int32)).save(tmp_path / "i32.tif")
+    with pytest.raises(ValueError, match=r"i32.tif holds 32-bit integers from 0 to 255000"):
+        io.read_image(tmp_path / "i32.tif")
+    below = torch.full((2, 3, 4, 5), -0.25)
+    with pytest.raises(ValueError, match=r"frame 0 has float values from -0.25 to -0.25"):
+        list(io.iter_frames(below))
+    nan = torch.zeros(3, 4, 5, dtype=torch.float64)
+    nan[1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="frame 1 has float values that are not finite"):
+        list(io.iter_frames([torch.zeros(3, 4, 5), nan]))
+    with pytest.raises(ValueError, match=r"must be uint8 \[T, H, W, 3\], got int16"):
+        list(io.iter_frames(np.zeros((2, 4, 5, 3), np.int16)))
+    with pytest.raises(TypeError, match="has int32 values; a frame holds uint8, uint16 or float"):
+        io.frames.to_uint8(torch.zeros(3, 2, 2, dtype=torch.int32), "the frame")
 
 
 # --------------------------------------------------------------------------- frame names
@@ -340,10 +490,13 @@ def test_a_list_of_numpy_frames_is_read(clip, net):
     assert frames.count == 6 and frames.name(5) == "00005"
     want = propagate(clip.frames, clip.masks[0].long(), net).ids
     assert torch.equal(propagate(arrays, clip.masks[0].long(), net).ids, want)
-    bad = [*arrays[:2], arrays[2].astype(np.float32)]
-    with pytest.raises(TypeError, match=r"a frame from ndarray float32 \(48, 80, 3\).*uint8"):
+    bad = [*arrays[:2], arrays[2].astype(np.float32)]  # floats of 0-255, not 0-1
+    with pytest.raises(ValueError, match=r"frame 2 has float values from 0 to 2\d\d: floats"):
         list(io.iter_frames(bad))
-    with pytest.raises(TypeError, match=r"a frame from Tensor uint8 \(48, 80, 3\)"):
+    bad[2] = arrays[2].astype(np.int64)
+    with pytest.raises(TypeError, match=r"read frame 2 from ndarray int64 \(48, 80, 3\).*uint8"):
+        list(io.iter_frames(bad))
+    with pytest.raises(TypeError, match=r"read frame 0 from Tensor uint8 \(48, 80, 3\)"):
         list(io.iter_frames([clip.frames[0].permute(1, 2, 0)]))  # channels last as a tensor
 
 

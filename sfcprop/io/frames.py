@@ -1,7 +1,15 @@
 """Frames in: folders of images, video files, arrays, tensors and lists, read lazily and by index.
 
 A folder or a video file is decoded one frame at a time, so a long video never sits in memory.
-Video files need PyAV (`pip install 'sfcprop[video]'`)."""
+Video files need PyAV (`pip install 'sfcprop[video]'`).
+
+Every frame comes out as uint8 RGB `[3, H, W]`, by one rule for files and arrays alike
+(`to_uint8`): uint8 values as they are; 16-bit values (16-bit PNG and TIFF files, uint16
+arrays and tensors) their high byte, `v >> 8`, as PIL reads 48-bit RGB PNGs; float values
+(float TIFF files, float arrays and tensors) must lie in [0, 1] and are scaled by 255 and
+rounded. Floats outside [0, 1] (or not finite) are a ValueError naming the file or frame:
+their scale (0-255? HDR?) would be a guess.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +31,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 
 VIDEO_EXTRA = "pip install 'sfcprop[video]'"
+
+FLOAT_RULE = "floats are read as 0-1; give values in [0, 1] or uint8 values 0-255"
 
 
 def natural_key(name: str) -> list:
@@ -70,71 +80,141 @@ def _refuse_same_key(files: list[Path], folder: Path) -> None:
 
 
 def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """An image file as uint8 RGB `[3, H, W]`."""
+    """An image file as uint8 RGB `[3, H, W]`, its values by the rule of `to_uint8`."""
     try:
         with Image.open(path) as img:
-            arr = np.asarray(img.convert("RGB"))
+            return image_tensor(img, f"image {path}")
     except FileNotFoundError:
         raise FileNotFoundError(f"no such image file: {path}") from None
     except OSError as e:
         raise ValueError(f"cannot read image {path}: {e}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
-def _from_pil(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1)
+def image_tensor(img: Image.Image, what: str = "the image") -> torch.Tensor:
+    """A PIL image as uint8 RGB `[3, H, W]`: 16-bit (`I;16`, `I`) and float (`F`) images
+    by the rule of `to_uint8`, every other mode as PIL converts it to RGB. `what` names
+    the image in errors."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return to_uint8(_grey_values(img, what), what).repeat(3, 1, 1)
+    try:
+        rgb = img.convert("RGB")
+    except ValueError as e:
+        raise ValueError(f"cannot read {what}: {_one_line(e)}") from None
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
+
+
+def _grey_values(img: Image.Image, what: str) -> torch.Tensor:
+    """The `[1, H, W]` values of a 16-bit or float greyscale image: uint16 or float32.
+    Mode `I` (32-bit integers: older PILs read 16-bit PNGs so) must hold 16-bit values."""
+    values = np.asarray(img)
+    if img.mode == "I" and values.size and (values.min() < 0 or values.max() > 0xFFFF):
+        raise ValueError(
+            f"{what} holds 32-bit integers from {values.min()} to {values.max()}; integer "
+            "images are read as 8-bit or 16-bit (values 0 to 65535)"
+        )
+    kind = np.float32 if img.mode == "F" else np.uint16
+    return torch.from_numpy(values.astype(kind))[None]
+
+
+def to_uint8(pixels: torch.Tensor | np.ndarray, what: str = "the frame") -> torch.Tensor:
+    """Pixel values as uint8, shape kept: uint8 as they are, uint16 their high byte
+    (`v >> 8`), floats in [0, 1] times 255 rounded (half to even). ValueError naming
+    `what` for floats outside [0, 1] or not finite; TypeError for other dtypes."""
+    if isinstance(pixels, np.ndarray):
+        pixels = torch.from_numpy(np.array(pixels, pixels.dtype.newbyteorder("=")))  # a copy
+    if pixels.dtype == torch.uint8:
+        return pixels
+    if pixels.dtype == torch.uint16:
+        return (pixels.to(torch.int32) >> 8).to(torch.uint8)
+    if pixels.dtype.is_floating_point:
+        values = pixels.to(torch.float64)
+        _check_unit_range(values, what)
+        return values.mul(255).round().to(torch.uint8)
+    dtype = str(pixels.dtype).removeprefix("torch.")
+    raise TypeError(f"{what} has {dtype} values; a frame holds uint8, uint16 or float values")
+
+
+def _check_unit_range(values: torch.Tensor, what: str) -> None:
+    """ValueError unless every one of the float `values` lies in [0, 1]."""
+    if values.numel() == 0:
+        return
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{what} has float values that are not finite (NaN or inf): {FLOAT_RULE}")
+    lo, hi = values.min().item(), values.max().item()
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{what} has float values from {lo:.4g} to {hi:.4g}: {FLOAT_RULE}")
+
+
+def _readable(dtype: torch.dtype | np.dtype) -> bool:
+    """Whether `to_uint8` reads values of `dtype`."""
+    if isinstance(dtype, torch.dtype):
+        return dtype in (torch.uint8, torch.uint16) or dtype.is_floating_point
+    return (dtype.kind == "f" and dtype.itemsize <= 8) or dtype in (np.uint8, np.uint16)
 
 
 def iter_frames(source: FrameSource) -> Iterator[torch.Tensor]:
     """Frames one at a time as uint8 `[3, H, W]` tensors.
 
-    source: uint8 `[T, 3, H, W]` tensor, uint8 `[T, H, W, 3]` array, a folder of image
-    files (natural order), a video file (PyAV), or any iterable of frames (a list, a
-    generator, a `VideoReader`, `Frames`), each a PIL image, an image path, a uint8
-    `[3, H, W]` tensor or a uint8 `[H, W, 3]` array.
+    source: a `[T, 3, H, W]` tensor, a `[T, H, W, 3]` array, a folder of image files
+    (natural order), a video file (PyAV), or any iterable of frames (a list, a generator,
+    a `VideoReader`, `Frames`), each a PIL image, an image path, a `[3, H, W]` tensor or an
+    `[H, W, 3]` array. Values: uint8, uint16 or floats in [0, 1] (see `to_uint8`).
     """
     if isinstance(source, (str, os.PathLike)):
         source = open_frames(source).source
-    if isinstance(source, torch.Tensor):
-        check_shape(source, "T 3 H W", "frames as a tensor", torch.uint8)
-        yield from source
-        return
-    if isinstance(source, np.ndarray):
-        check_shape(source, "T H W 3", "frames as an array", np.uint8)
-        for frame in source:
-            yield torch.from_numpy(frame.copy()).permute(2, 0, 1)
+    if isinstance(source, torch.Tensor | np.ndarray):
+        check_frames_array(source)
+        for t in range(len(source)):
+            yield array_frame(source, t)
         return
     if isinstance(source, Frames):
         source = source.source
-    for item in source:
-        yield _frame(item)
+    for t, item in enumerate(source):
+        yield as_frame(item, f"frame {t}")
+
+
+def check_frames_array(frames: torch.Tensor | np.ndarray) -> None:
+    """ValueError unless `frames` is a `[T, 3, H, W]` tensor or a `[T, H, W, 3]` array of
+    values that `to_uint8` reads."""
+    tensor = isinstance(frames, torch.Tensor)
+    dims, what = ("T 3 H W", "frames as a tensor") if tensor else ("T H W 3", "frames as an array")
+    uint8 = torch.uint8 if tensor else np.uint8
+    check_shape(frames, dims, what, None if _readable(frames.dtype) else uint8)
+
+
+def array_frame(frames: torch.Tensor | np.ndarray, t: int) -> torch.Tensor:
+    """Frame `t` of a checked `[T, 3, H, W]` tensor or `[T, H, W, 3]` array (see
+    `check_frames_array`) as uint8 `[3, H, W]`."""
+    if isinstance(frames, torch.Tensor):
+        return to_uint8(frames[t], f"frame {t}")
+    return to_uint8(frames[t], f"frame {t}").permute(2, 0, 1)
 
 
 FRAME_KINDS = (
-    "a PIL image, an image path, a uint8 [3, H, W] tensor or a uint8 [H, W, 3] array "
-    "(or give all frames as one uint8 [T, 3, H, W] tensor or [T, H, W, 3] array)"
+    "a PIL image, an image path, a [3, H, W] tensor or an [H, W, 3] array of uint8, uint16 "
+    "or floats in [0, 1] (or give all frames as one [T, 3, H, W] tensor or [T, H, W, 3] array)"
 )
 
 
-def _shaped(frame, dtype, channels: int) -> bool:
-    """A 3-dimensional `frame` of `dtype` with 3 colours along axis `channels`."""
-    return frame.ndim == 3 and frame.dtype == dtype and frame.shape[channels] == 3
+def _shaped(frame, channels: int) -> bool:
+    """A 3-dimensional `frame` of readable values with 3 colours along axis `channels`."""
+    return frame.ndim == 3 and _readable(frame.dtype) and frame.shape[channels] == 3
 
 
-def _frame(item) -> torch.Tensor:
-    """One item of an iterable of frames as uint8 `[3, H, W]`."""
+def as_frame(item, what: str = "a frame") -> torch.Tensor:
+    """One item of an iterable of frames as uint8 `[3, H, W]`; `what` names it in errors."""
     if isinstance(item, Image.Image):
-        return _from_pil(item)
+        return image_tensor(item, what)
     if isinstance(item, (str, os.PathLike)):
         return read_image(item)
-    if isinstance(item, torch.Tensor) and _shaped(item, torch.uint8, 0):
-        return item
-    if isinstance(item, np.ndarray) and _shaped(item, np.uint8, 2):
-        return torch.from_numpy(item.copy()).permute(2, 0, 1)
-    what = type(item).__name__
+    if isinstance(item, torch.Tensor) and _shaped(item, 0):
+        return to_uint8(item, what)
+    if isinstance(item, np.ndarray) and _shaped(item, 2):
+        return to_uint8(item, what).permute(2, 0, 1)
+    kind = type(item).__name__
     if isinstance(item, (torch.Tensor, np.ndarray)):
-        what += f" {str(item.dtype).removeprefix('torch.')} {tuple(item.shape)}"
-    raise TypeError(f"cannot read a frame from {what}: a frame is {FRAME_KINDS}")
+        kind += f" {str(item.dtype).removeprefix('torch.')} {tuple(item.shape)}"
+    raise TypeError(f"cannot read {what} from {kind}: a frame is {FRAME_KINDS}")
 
 
 def require_av():

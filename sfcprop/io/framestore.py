@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sfcprop.io.frames import Frames, FrameSource, iter_frames, open_frames
+from sfcprop.io.frames import (
+    Frames,
+    FrameSource,
+    array_frame,
+    as_frame,
+    check_frames_array,
+    open_frames,
+)
 
 DEFAULT_MEMORY = 512 << 20
 
@@ -37,7 +44,10 @@ class FrameStore:
             isinstance(src, list | tuple) and len(src) > 0
         ):
             self._index = src
-            list(iter_frames(src[:1]))  # the source's type and shape, checked now
+            if isinstance(src, torch.Tensor | np.ndarray):
+                check_frames_array(src)  # the source's type and shape, checked now
+            else:
+                as_frame(src[0], "frame 0")
         self._iter: Iterator[torch.Tensor] | None = None
         self._decoded = 0
         self._end: int | None = len(src) if self._index is not None else None
@@ -71,11 +81,8 @@ class FrameStore:
             raise IndexError(f"frame {t} is past the end of the video ({self._end} frames)")
         if self._index is not None:
             if isinstance(self._index, torch.Tensor | np.ndarray):  # [T, ...]: checked whole
-                return next(iter_frames(self._index[t : t + 1]))
-            try:
-                return next(iter_frames([self._index[t]]))
-            except (TypeError, ValueError) as e:
-                raise type(e)(f"frame {t}: {e}") from None
+                return array_frame(self._index, t)
+            return as_frame(self._index[t], f"frame {t}")
         if self._last is not None and self._last[0] == t:
             return self._last[1]
         if t in self._ram:
