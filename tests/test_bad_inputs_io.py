@@ -15,6 +15,7 @@ from bad_inputs import PROPERTY, Case, Inputs, case_id, check
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
+from test_io import png_file
 from toys import PooledColour
 
 import sfcprop
@@ -48,6 +49,16 @@ def _replace_frame(w: Inputs, values: np.ndarray) -> Path:
     (48 x 80 of them, float32: PIL's mode F, int32: mode I)."""
     (w.frames / "f2.png").unlink()
     Image.fromarray(values.reshape(48, 80)).save(w.frames / "f2.tif")
+    return w.frames
+
+
+def _bomb(w: Inputs, side: int) -> Path:
+    """The good frames and `f9.png`: a 1-bit black PNG of `side` x `side` pixels, a few
+    kB that inflate to `side**2 / 8` bytes (`side`: a multiple of 500)."""
+    z = zlib.compressobj(9)
+    rows = bytes(1 + side // 8) * 500  # 500 rows: a filter byte and the packed bits each
+    idat = b"".join(z.compress(rows) for _ in range(side // 500)) + z.flush()
+    png_file(w.frames / "f9.png", side, side, 1, 0, idat)
     return w.frames
 
 
@@ -155,6 +166,19 @@ CASES = [
         ValueError,
         "f2.tif holds 32-bit integers from 0 to 100000; integer images are read as 8-bit or 16-bit",
         lambda w: w.propagate(frames=_replace_frame(w, np.linspace(0, 1e5, 3840).astype(np.int32))),
+    ),
+    Case(
+        "decompression bomb frame (a PNG of 400 million pixels)",
+        ValueError,
+        "f9.png is an image of 400,000,000 pixels, more than the 89,478,485 that "
+        "PIL.Image.MAX_IMAGE_PIXELS allows",
+        lambda w: w.propagate(frames=_bomb(w, 20000)),
+    ),
+    Case(
+        "frame over PIL's pixel limit (100 million pixels)",
+        ValueError,
+        "f9.png is an image of 100,000,000 pixels, more than the 89,478,485",
+        lambda w: w.propagate(frames=_bomb(w, 10000)),
     ),
     Case(
         "video the decoder rejects",

@@ -13,7 +13,7 @@ import torch
 from bad_inputs import PROPERTY
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 from toys import PooledColour
 
 from sfcprop import io, labels
@@ -296,6 +296,64 @@ def test_floats_outside_0_1_and_other_integers_are_refused(tmp_path):
         list(io.iter_frames(np.zeros((2, 4, 5, 3), np.int16)))
     with pytest.raises(TypeError, match="has int32 values; a frame holds uint8, uint16 or float"):
         io.frames.to_uint8(torch.zeros(3, 2, 2, dtype=torch.int32), "the frame")
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+TURNS = {3: 2, 6: -1, 8: 1}  # EXIF orientation -> quarter turns (np.rot90) a viewer makes
+
+
+@pytest.mark.parametrize("orientation", sorted(TURNS))
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp"])
+def test_frames_are_read_as_a_viewer_shows_them(tmp_path, suffix, orientation):
+    """A frame with an EXIF orientation comes back turned, as `ImageOps.exif_transpose`
+    shows it (for lossless files: the pixels turned by numpy)."""
+    pixels = np.random.default_rng(orientation).integers(0, 256, (24, 40, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"f{suffix}"
+    Image.fromarray(pixels).save(
+        path, exif=exif, **({"lossless": True} if suffix == ".webp" else {})
+    )
+    frame = io.read_image(path).permute(1, 2, 0).numpy()
+    with Image.open(path) as img:
+        shown = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    np.testing.assert_array_equal(frame, shown)
+    if suffix != ".jpg":
+        np.testing.assert_array_equal(frame, np.rot90(pixels, TURNS[orientation]))
+    assert io.frames.open_image(path).size == shown.shape[1::-1]
+
+
+def test_a_folder_of_turned_frames_has_the_shown_size(clip, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    (tmp_path / "turned").mkdir()
+    for t, f in enumerate(clip.frames[:3]):
+        Image.fromarray(f.permute(1, 2, 0).numpy()).save(
+            tmp_path / "turned" / f"{t}.png", exif=exif
+        )
+    frames = torch.stack(list(io.open_frames(tmp_path / "turned")))
+    assert torch.equal(frames, clip.frames[:3].rot90(1, (2, 3)))  # 80 x 48, turned left
+
+
+# --------------------------------------------------------------------------- pixel limit
+
+
+def test_images_over_pils_pixel_limit_are_refused_naming_the_file(clip, tmp_path, monkeypatch):
+    """More than `Image.MAX_IMAGE_PIXELS` (PIL warns) or twice that (PIL raises): a
+    ValueError naming the file and its pixel count, for frames and `open_image`."""
+    folder = _save_frames(tmp_path / "frames", clip.frames[:2], ["a.png", "b.png"])  # 3840 px
+    Image.fromarray(clip.masks[0].numpy()[:30, :40]).save(tmp_path / "b.png")  # 1200 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"a.png is an image of 3,840 pixels, more than the 1,000"):
+        io.read_image(folder / "a.png")
+    with pytest.raises(ValueError, match=r"b.png is an image of 1,200 pixels, more than the 1,000"):
+        io.frames.open_image(tmp_path / "b.png")
+    with pytest.raises(ValueError, match=r"frames/a.png is an image of 3,840 pixels"):
+        list(io.open_frames(folder))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1200)  # at the limit: read
+    assert io.frames.open_image(tmp_path / "b.png").size == (40, 30)
 
 
 # --------------------------------------------------------------------------- frame names

@@ -8,19 +8,21 @@ Every frame comes out as uint8 RGB `[3, H, W]`, by one rule for files and arrays
 arrays and tensors) their high byte, `v >> 8`, as PIL reads 48-bit RGB PNGs; float values
 (float TIFF files, float arrays and tensors) must lie in [0, 1] and are scaled by 255 and
 rounded. Floats outside [0, 1] (or not finite) are a ValueError naming the file or frame:
-their scale (0-255? HDR?) would be a guess.
+their scale (0-255? HDR?) would be a guess. Image files are read as a viewer shows them
+(`open_image`: EXIF orientation applied, decompression bombs refused).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from sfcprop.errors import check_shape
 
@@ -33,6 +35,9 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpe
 VIDEO_EXTRA = "pip install 'sfcprop[video]'"
 
 FLOAT_RULE = "floats are read as 0-1; give values in [0, 1] or uint8 values 0-255"
+
+# what PIL raises for files it cannot decode (SyntaxError: some broken PNG chunks)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
 def natural_key(name: str) -> list:
@@ -79,15 +84,44 @@ def _refuse_same_key(files: list[Path], folder: Path) -> None:
             )
 
 
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """An image file as uint8 RGB `[3, H, W]`, its values by the rule of `to_uint8`."""
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """The image file at `path`, decoded, as a viewer shows it: turned by its EXIF
+    orientation as `PIL.ImageOps.exif_transpose` does (JPEG, PNG, TIFF, WebP), in the
+    file's own mode (`I;16`, `F`, `P` ... as PIL reads it).
+
+    FileNotFoundError when there is no such file; ValueError naming the file when it
+    cannot be decoded, or when it has more pixels than `PIL.Image.MAX_IMAGE_PIXELS`
+    (PIL's guard against decompression bombs; raise it to read larger images)."""
     try:
-        with Image.open(path) as img:
-            return image_tensor(img, f"image {path}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such image file: {path}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(_bomb_message(path, e)) from None
+    except _DECODE_ERRORS as e:
+        raise ValueError(f"cannot read image {path}: {_one_line(e)}") from None
+    return img
+
+
+def _bomb_message(path: str | os.PathLike, e: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(e))  # PIL: "Image size (N pixels) exceeds ..."
+    size = f"{int(found[1]):,} pixels" if found else "too many pixels"
+    return (
+        f"{path} is an image of {size}, more than the {Image.MAX_IMAGE_PIXELS:,} that "
+        "PIL.Image.MAX_IMAGE_PIXELS allows (a guard against decompression bombs); raise it "
+        "to read this image"
+    )
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """An image file as uint8 RGB `[3, H, W]`, as a viewer shows it (`open_image`), its
+    values by the rule of `to_uint8`."""
+    return image_tensor(open_image(path), f"image {path}")
 
 
 def image_tensor(img: Image.Image, what: str = "the image") -> torch.Tensor:
