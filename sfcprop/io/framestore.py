@@ -3,14 +3,26 @@
 Folders, lists and arrays are indexed directly (a folder's files are read when asked
 for). A video file or an iterator is decoded once, in order, as far as asked; with `keep`
 its decoded frames are held in a bounded cache: in memory up to `memory` bytes, then as
-raw files in a temporary folder (removed by `close`), so a long video is never held
-whole in memory and never decoded twice.
+raw files in a temporary folder (removed by `close`, or at exit), so a long video is never
+held whole in memory and never decoded twice.
+
+The spill folder, `<tmp>/sfcprop-frames-<pid>@<host>.<random>`, names its process, as the
+staging folders of `sfcprop.io.runs` do: a run killed outright (SIGKILL, a power cut)
+leaves it behind, and the next FrameStore that spills removes those of processes on this
+host that no longer exist (and, of folders naming no process, those older than a day).
+A live run's folder is never removed.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import socket
+import stat
 import tempfile
+import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +37,12 @@ from sfcprop.io.frames import (
     check_frames_array,
     open_frames,
 )
+from sfcprop.io.runs import STALE_AGE_S, _alive, _owner
 
 DEFAULT_MEMORY = 512 << 20
+
+SPILL_PREFIX = "sfcprop-frames-"
+_SPILL_OWNER = re.compile(r"(?P<pid>\d+)@(?P<host>.*)\.[A-Za-z0-9_]{8}")
 
 
 class FrameStore:
@@ -54,6 +70,7 @@ class FrameStore:
         self._ram: dict[int, torch.Tensor] = {}
         self._ram_bytes = 0
         self._disk: Path | None = None
+        self._remove_disk: weakref.finalize | None = None
         self._last: tuple[int, torch.Tensor] | None = None
 
     def name(self, t: int) -> str:
@@ -114,15 +131,51 @@ class FrameStore:
             self._ram_bytes += size
             return
         if self._disk is None:
-            self._disk = Path(tempfile.mkdtemp(prefix="sfcprop-frames-"))
+            self._disk = new_spill_folder()
+            self._remove_disk = weakref.finalize(self, shutil.rmtree, self._disk, True)
         np.save(self._disk / f"{t}.npy", frame.numpy())
 
     def close(self) -> None:
         """Drop the cache (and its temporary folder)."""
-        getattr(self, "_ram", {}).clear()
-        if getattr(self, "_disk", None) is not None:
-            shutil.rmtree(self._disk, ignore_errors=True)
-            self._disk = None
+        self._ram.clear()
+        if self._remove_disk is not None:
+            self._remove_disk()  # also run when the store is collected, or at exit
+            self._disk = self._remove_disk = None
 
-    def __del__(self) -> None:
-        self.close()
+
+def new_spill_folder() -> Path:
+    """A new spill folder in the temporary folder, named by this process; the ones that
+    killed runs left there are removed first (`remove_stale_spills`)."""
+    remove_stale_spills()
+    return Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{_owner()}."))
+
+
+def remove_stale_spills(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the spill folders in `root` (the temporary folder) of processes on this host
+    that no longer exist, and those naming no process that are older than a day; only
+    this user's folders, never a link. Returns the folders removed."""
+    if os.name != "posix":  # on Windows, os.kill(pid, 0) would end the process it asks about
+        return []
+    root = Path(tempfile.gettempdir() if root is None else root)
+    removed = []
+    for path in root.glob(f"{SPILL_PREFIX}*"):
+        if _stale_spill(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _stale_spill(path: Path) -> bool:
+    """Whether `path` is a spill folder of this user that no live process owns."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:  # removed meanwhile, by its owner or another run
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    owned = _SPILL_OWNER.fullmatch(path.name[len(SPILL_PREFIX) :])
+    if owned is None:  # named by an older version: no process recorded
+        return time.time() - info.st_mtime > STALE_AGE_S
+    if owned["host"] != socket.gethostname():
+        return False  # another machine's (a shared temporary folder): not ours to judge
+    return not _alive(int(owned["pid"]))
