@@ -337,6 +337,27 @@ def test_a_folder_of_turned_frames_has_the_shown_size(clip, tmp_path):
     assert torch.equal(frames, clip.frames[:3].rot90(1, (2, 3)))  # 80 x 48, turned left
 
 
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_video_is_read_as_its_display_matrix_turns_it(clip, tmp_path, degrees):
+    """A phone's portrait video: frames stored landscape with a display matrix that turns
+    them (`degrees` counter-clockwise) come back turned, as a player shows them."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "turned.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=10, options={"crf": "0"})
+        if not hasattr(stream, "set_display_rotation"):
+            pytest.skip("this PyAV writes no display matrix")
+        stream.pix_fmt, stream.height, stream.width = "rgb24", 48, 80
+        stream.set_display_rotation(degrees)
+        for f in clip.frames:
+            pixels = np.ascontiguousarray(f.permute(1, 2, 0).numpy())
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    reader = io.VideoReader(path)
+    want = clip.frames.rot90(degrees // 90, (2, 3))
+    assert reader.size == tuple(want.shape[2:]) and torch.equal(torch.stack(list(reader)), want)
+
+
 # --------------------------------------------------------------------------- pixel limit
 
 

@@ -261,14 +261,15 @@ def require_av():
 
 
 class VideoReader:
-    """A video file decoded lazily, one uint8 RGB `[3, H, W]` frame at a time (PyAV).
+    """A video file decoded lazily, one uint8 RGB `[3, H, W]` frame at a time (PyAV),
+    turned as its display matrix says (a phone's portrait video), as a player shows it.
 
     Opening it decodes the first frame, so a file that the decoder rejects fails here with
     a ValueError. `num_frames`: the frame count in the container's header (None when it
     does not say; some files are off: the JHMDB sample's .avi says 48 and holds 40);
     `decoded`: the frames the last complete iteration decoded (None before one);
-    `fps`: the average frame rate (None when unknown); `size`: `(H, W)`. Each iteration
-    decodes the file again from the start.
+    `fps`: the average frame rate (None when unknown); `size`: `(H, W)` as shown. Each
+    iteration decodes the file again from the start.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -289,7 +290,8 @@ class VideoReader:
             raise ValueError(f"cannot decode video {path}: {_one_line(e)}") from None
         if first is None:
             raise ValueError(f"the video {path} holds no frames")
-        self.size = (first.height, first.width)
+        turned = _quarter_turns(first) % 2
+        self.size = (first.width, first.height) if turned else (first.height, first.width)
         self.decoded: int | None = None
 
     def __iter__(self) -> Iterator[torch.Tensor]:
@@ -300,7 +302,7 @@ class VideoReader:
                 stream.thread_type = "AUTO"
                 n = 0
                 for frame in container.decode(stream):
-                    yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    yield _shown(frame)
                     n += 1
         except (av.error.FFmpegError, OSError) as e:
             raise ValueError(f"cannot decode video {self.path}: {_one_line(e)}") from None
@@ -313,6 +315,21 @@ class VideoReader:
             return None
         name, promised = self.path.name, self.num_frames
         return f"the header of {name} says {promised} frames, {self.decoded} were decoded"
+
+
+def _shown(frame) -> torch.Tensor:
+    """A decoded video frame as uint8 RGB `[3, H, W]`, turned as a player shows it."""
+    pixels = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame)
+    if turns:
+        pixels = np.rot90(pixels, turns).copy()
+    return torch.from_numpy(pixels).permute(2, 0, 1)
+
+
+def _quarter_turns(frame) -> int:
+    """The counter-clockwise quarter turns (`np.rot90`'s k) of a video frame's display
+    matrix (`VideoFrame.rotation`); 0 with an older PyAV that has no such property."""
+    return round(getattr(frame, "rotation", 0) / 90) % 4
 
 
 class Frames:
