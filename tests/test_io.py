@@ -154,6 +154,28 @@ def test_video_writer_pads_odd_sizes_and_refuses_mixed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
 
 
+def test_video_writer_takes_frames_by_the_frames_rule(clip, tmp_path):
+    """uint16 and float frames are written as their 8 bits (what reading them gives);
+    what is not a frame is refused saying what a frame to write is."""
+    pytest.importorskip("av")
+    path = tmp_path / "v.mp4"
+    kinds = [clip.frames[0] / 255.0, clip.frames[1].permute(1, 2, 0).numpy().astype(np.uint16) << 8]
+    kinds += [Image.fromarray(clip.frames[2].permute(1, 2, 0).numpy())]
+    with io.VideoWriter(path, 5, lossless=True) as writer:
+        for frame in kinds:
+            writer.write(frame)
+    assert torch.equal(torch.stack(list(io.VideoReader(path))), clip.frames[:3])
+    bad = {
+        r"must be a \[3, H, W\] tensor, got shape \(48, 80, 3\)": clip.frames[0].permute(1, 2, 0),
+        "the frame has float values from 0 to 2": clip.frames[0].float(),
+        "the frame has int64 values": clip.frames[0].long(),
+    }
+    for words, frame in bad.items():
+        with pytest.raises((TypeError, ValueError), match=words), io.VideoWriter(path) as w:
+            w.write(frame)
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temporary file left
+
+
 # --------------------------------------------------------------------------- bit depths
 
 

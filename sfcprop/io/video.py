@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sfcprop.io.atomic import publish
-from sfcprop.io.frames import require_av
+from sfcprop.io.frames import image_tensor, require_av, to_uint8
 
 
 class VideoWriter:
@@ -20,7 +20,8 @@ class VideoWriter:
     (written to a temporary file beside it before; `abort()` or an exception inside a `with`
     block removes it).
 
-    Frames: PIL images, uint8 `[3, H, W]` tensors or `[H, W, 3]` arrays, all of one size.
+    Frames: PIL images, `[3, H, W]` tensors or `[H, W, 3]` arrays, all of one size; their
+    values uint8, uint16 or floats in [0, 1] (read by `sfcprop.io.frames.to_uint8`).
     Default: H.264 (`libx264`, yuv420p, `crf`), playable everywhere; odd sizes are padded by
     one pixel (edge copy). `lossless=True`: `libx264rgb` at crf 0, which decodes to exactly
     the RGB values written (fewer players show it). Needs PyAV.
@@ -91,10 +92,13 @@ class VideoWriter:
 
 
 def _rgb_array(image: Image.Image | torch.Tensor | np.ndarray) -> np.ndarray:
+    """One frame to write as uint8 `[H, W, 3]`, by the frames' rule (`to_uint8`)."""
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        image = image.permute(1, 2, 0).cpu().numpy()
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"a frame must be uint8 [H, W, 3] or [3, H, W], got {image.shape}")
-    return image
+        return image_tensor(image).permute(1, 2, 0).numpy()
+    tensor = isinstance(image, torch.Tensor)
+    if image.ndim != 3 or image.shape[0 if tensor else 2] != 3:
+        layout = "[3, H, W] tensor" if tensor else "[H, W, 3] array"
+        raise ValueError(f"a frame to write must be a {layout}, got shape {tuple(image.shape)}")
+    if tensor:
+        image = image.detach().cpu().permute(1, 2, 0)
+    return to_uint8(image, "the frame").numpy()
