@@ -3,6 +3,7 @@ hash pinning, the overall download deadline and a monkeypatched `hf_hub_download
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import io
@@ -49,15 +50,19 @@ HANG_S = 10.0  # the longest a hanging test server (or fake hub) holds on
 
 
 class _Server:
-    """A bounded local HTTP server: `/good.pth` (serves `bodies["/good.pth"]`),
-    `/truncated.pth` (closes half-way), `/hang.pth` (never answers) and `/trickle.pth`
-    (a byte every 50 ms); the last two stop at `close()` or after `HANG_S`."""
+    """A bounded local HTTP server: `/good.pth` and any other path in `bodies` (served
+    whole, with status 200 and the Content-Length in `lengths`, else the body's; None: no
+    Content-Length, the end of the body is the connection's close), `/truncated.pth`
+    (closes half-way), `/chunked-cut.pth` (a chunked body that stops mid-chunk),
+    `/hang.pth` (never answers) and `/trickle.pth` (a byte every 50 ms); the last two stop
+    at `close()` or after `HANG_S`."""
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
         self.bodies = {"/good.pth": PAYLOAD}
+        self.lengths: dict[str, str | None] = {}
         self.release = threading.Event()
-        hits, bodies, release = self.hits, self.bodies, self.release
+        hits, bodies, lengths, release = self.hits, self.bodies, self.lengths, self.release
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
@@ -65,12 +70,21 @@ class _Server:
                 if self.path == "/hang.pth":
                     release.wait(HANG_S)
                     return
-                if self.path not in ("/good.pth", "/truncated.pth", "/trickle.pth"):
+                if self.path == "/chunked-cut.pth":
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"%x\r\n" % len(PAYLOAD) + PAYLOAD[:1000])
+                    self.close_connection = True
+                    return
+                if self.path not in ({"/truncated.pth", "/trickle.pth"} | set(bodies)):
                     self.send_error(404)
                     return
                 body = bodies.get(self.path, PAYLOAD)
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                length = lengths.get(self.path, str(len(body)))
+                if length is not None:
+                    self.send_header("Content-Length", length)
                 self.end_headers()
                 if self.path == "/trickle.pth":
                     for i in range(len(body)):
@@ -78,7 +92,8 @@ class _Server:
                             return
                         self.wfile.write(body[i : i + 1])
                         self.wfile.flush()
-                self.wfile.write(body if self.path == "/good.pth" else body[: len(body) // 2])
+                cut = self.path in ("/truncated.pth", "/trickle.pth")
+                self.wfile.write(body[: len(body) // 2] if cut else body)
                 self.close_connection = True
 
             def log_message(self, *args: object) -> None:
@@ -488,3 +503,210 @@ def test_hub_failure_falls_back_to_the_url(server: _Server, monkeypatch: pytest.
     source = _hub_source(server.url + "/good.pth")
     assert hub.fetch(source, timeout=10) == hub.cache_path(source)
     assert not hub.hub_cache_path(source).parent.exists()
+
+
+# ---------------------------------------------------------------- only checkpoints are cached
+
+
+def _safetensors_bytes() -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in torchvision.models.resnet18().state_dict().items()})
+
+
+def _zip_of_other_files() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("weights/model.pth", PAYLOAD[:100])
+    return buf.getvalue()
+
+
+HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>...</body></html>"
+
+CUT = "corrupt, a zip archive cut short"
+CUT_ST = "a safetensors file cut short"
+# what a server sends with status 200 -> (body, sent with its Content-Length?, the error says)
+NOT_CHECKPOINTS = {
+    "HTML page": (HTML, True, "an HTML page (starts '<!DOCTYPE html> <html>"),
+    "HTML page, no Content-Length": (HTML, False, "an HTML page"),
+    "JSON error body": (b'{"error": "rate limited"}', True, "a JSON document"),
+    "empty body": (b"", True, "an empty file"),
+    "empty body, no Content-Length": (b"", False, "an empty file"),
+    "text": (b"Access denied\n", True, "text (starts 'Access denied')"),
+    "gzip": (gzip.compress(PAYLOAD), True, "a gzip file"),
+    "zip of other files": (_zip_of_other_files(), True, "a zip archive of other files"),
+    "zip cut, no Content-Length": (PAYLOAD[: len(PAYLOAD) // 2], False, CUT),
+    "safetensors cut, no Content-Length": (_safetensors_bytes()[:-999], False, CUT_ST),
+    "legacy pickle cut, no Content-Length": (b"\x80\x02\x8a\x0al\xfc", False, "corrupt"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_CHECKPOINTS)
+def test_a_download_that_is_no_checkpoint_is_neither_cached_nor_pinned(server: _Server, name: str):
+    body, with_length, what = NOT_CHECKPOINTS[name]
+    server.bodies["/release.pth"] = body
+    server.lengths["/release.pth"] = str(len(body)) if with_length else None
+    url = server.url + "/release.pth"
+    source = hub.Source("tofu", "release.pth", url=url)  # no published hash: pinned on first use
+    with pytest.raises(hub.WeightsUnavailableError) as err:
+        hub.fetch(source, timeout=10)
+    first = str(err.value).splitlines()[0]
+    assert f"{url}: {what}" in first and "nothing was cached" in first, first
+    assert "arbitrary code" not in first
+    _no_litter()
+    server.bodies["/release.pth"] = PAYLOAD  # the server sends the real file now
+    server.lengths.pop("/release.pth")
+    path = hub.fetch(source, timeout=10)
+    assert path.read_bytes() == PAYLOAD and _pinned(path) == SHA256
+
+
+def test_a_content_length_longer_than_the_body_is_a_truncated_transfer(server: _Server):
+    server.bodies["/long.pth"] = PAYLOAD[:5000]
+    server.lengths["/long.pth"] = str(len(PAYLOAD))
+    source = hub.Source("long", "long.pth", url=server.url + "/long.pth")
+    with pytest.raises(hub.WeightsUnavailableError, match=f"truncated \\(5000 of {len(PAYLOAD)}"):
+        hub.fetch(source, timeout=10)
+    _no_litter()
+
+
+def test_an_unreadable_content_length_is_an_error(server: _Server):
+    server.bodies["/odd.pth"] = PAYLOAD
+    server.lengths["/odd.pth"] = "lots"
+    source = hub.Source("odd", "odd.pth", url=server.url + "/odd.pth")
+    with pytest.raises(hub.WeightsUnavailableError, match="unreadable Content-Length 'lots'"):
+        hub.fetch(source, timeout=10)
+    _no_litter()
+
+
+def test_a_chunked_body_cut_short_is_a_truncated_transfer(server: _Server):
+    source = hub.Source("chunks", "c.pth", url=server.url + "/chunked-cut.pth")
+    with pytest.raises(hub.WeightsUnavailableError, match="truncated.*1000 bytes"):
+        hub.fetch(source, timeout=10)
+    _no_litter()
+
+
+def test_a_safetensors_release_loads_whatever_its_name(server: _Server):
+    data = _safetensors_bytes()
+    server.bodies["/model.PTH"] = data
+    source = hub.Source("st", "model.PTH", url=server.url + "/model.PTH")
+    path = hub.fetch(source, timeout=10)
+    assert path.read_bytes() == data and json.loads(hub.pin_path(path).read_text())["loads"]
+
+
+class _Payload:
+    """Unpickling this would create a file: a stand-in for code execution."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_download_that_would_run_code_is_refused_and_not_cached(server: _Server, tmp_path: Path):
+    buf = io.BytesIO()
+    torch.save({"state_dict": {}, "x": _Payload(str(tmp_path / "pwned"))}, buf)
+    server.bodies["/evil.pth"] = buf.getvalue()
+    source = hub.Source("evil", "evil.pth", url=server.url + "/evil.pth")
+    with pytest.raises(hub.WeightsUnavailableError, match="evil.pth: refused.*nothing was cached"):
+        hub.fetch(source, timeout=10)
+    assert not (tmp_path / "pwned").exists()
+    _no_litter()
+
+
+def _old_pin(path: Path, data: bytes) -> None:
+    """`data` at `path`, pinned as sfcprop 0.2 did: whatever arrived, no "loads" field."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    st = path.stat()
+    record = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "published": None,
+        "stamp": [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino],
+        "checked_ns": st.st_ctime_ns + 10**12,
+    }
+    hub.pin_path(path).write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("bad", [HTML, PAYLOAD[:3000], b""], ids=["html", "cut", "empty"])
+def test_a_bad_file_pinned_by_an_older_sfcprop_is_replaced(
+    server: _Server, capsys: pytest.CaptureFixture, bad: bytes
+):
+    source = hub.Source("old", "good.pth", url=server.url + "/good.pth")
+    path, pin = hub.cache_path(source), hub.pin_path(hub.cache_path(source))
+    _old_pin(path, bad)
+    with pytest.raises(hub.NotACheckpointError) as err:  # looking only: it says what to do
+        hub.cached(source)
+    assert f"delete {path} and {pin}" in str(err.value) and err.value.path == path
+    assert path.read_bytes() == bad
+    assert hub.fetch(source, timeout=10) == path  # fetching: removed and downloaded again
+    assert path.read_bytes() == PAYLOAD and _pinned(path) == SHA256
+    assert f"sfcprop: removed {path} and its sidecar: {path}: " in capsys.readouterr().err
+    assert server.hits["/good.pth"] == 1
+
+
+def test_a_pin_of_an_older_sfcprop_whose_file_was_deleted_says_what_to_do(server: _Server):
+    source = hub.Source("old", "good.pth", url=server.url + "/good.pth")
+    path, pin = hub.cache_path(source), hub.pin_path(hub.cache_path(source))
+    _old_pin(path, HTML)
+    path.unlink()  # what the older sfcprop said to do
+    with pytest.raises(hub.HashMismatchError, match=f"pinned whatever arrived.*delete {pin}"):
+        hub.fetch(source, timeout=10)
+    pin.unlink()
+    assert hub.fetch(source, timeout=10).read_bytes() == PAYLOAD
+
+
+def test_a_good_file_pinned_by_an_older_sfcprop_is_checked_once(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+):
+    from sfcprop.models import checkpoints
+
+    loads = []
+    read = checkpoints.read_checkpoint
+    monkeypatch.setattr(checkpoints, "read_checkpoint", lambda p, **k: loads.append(p) or read(p))
+    source = hub.Source("old", "good.pth", url=server.url + "/good.pth")
+    path = hub.cache_path(source)
+    _old_pin(path, PAYLOAD)
+    assert hub.fetch(source) == path and hub.fetch(source) == path
+    assert loads == [path] and json.loads(hub.pin_path(path).read_text())["loads"] is True
+    assert server.hits["/good.pth"] == 0
+
+
+def test_a_file_put_in_the_cache_by_hand_is_pinned_only_if_it_loads():
+    source = hub.Source("byhand", "x.pth", url="http://127.0.0.1:9/x.pth")
+    path = hub.cache_path(source)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"detail": "Not Found"}')
+    with pytest.raises(hub.NotACheckpointError, match=f"{path}: a JSON document"):
+        hub.cached(source)
+    assert not hub.pin_path(path).exists()
+    path.write_bytes(PAYLOAD)
+    assert hub.cached(source) == path and _pinned(path) == SHA256
+
+
+def test_a_hub_copy_that_is_no_checkpoint_falls_back_to_the_url(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _FakeHub(data=HTML))
+    source = _hub_source(server.url + "/good.pth")
+    assert hub.fetch(source, timeout=10) == hub.cache_path(source)
+    assert not hub.hub_cache_path(source).parent.exists()
+    assert hub.cache_path(source).read_bytes() == PAYLOAD
+
+
+def test_a_hub_copy_that_is_no_checkpoint_is_the_error_without_a_url(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _FakeHub(data=HTML))
+    with pytest.raises(
+        hub.WeightsUnavailableError,
+        match="hub copy: the hub's someone/weights/model.safetensors: an HTML page",
+    ):
+        hub.fetch(_hub_source(), timeout=10)
+    _no_litter()

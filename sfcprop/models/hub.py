@@ -13,6 +13,13 @@ is pinned on first use in a sidecar `<file>.sha256` (`pin_path`), and a later lo
 download with another sha256 is a `HashMismatchError`. HF cache copies keep their sidecar
 at `pin_path(hub_cache_path(source))`.
 
+Only checkpoints are cached and pinned (`transfer.check_checkpoint`): without a full
+published hash, a download (and a file met in the cache without a pin) must load safely
+first, so an HTML page, a JSON error body or a cut body served with status 200 is a
+`NotACheckpointError` naming the URL and what arrived, and nothing is cached. A file an
+older sfcprop cached and pinned that is not a checkpoint is removed by `fetch` with its
+sidecar and downloaded again (`cached` names both files to delete).
+
 Downloads (`transfer`): one fetch has one overall deadline, `download_timeout()` seconds for
 the hub attempt and the URL together (`SFCPROP_DOWNLOAD_TIMEOUT`, default
 `DOWNLOAD_TIMEOUT`); past it, `WeightsUnavailableError`. A download streams into a
@@ -38,7 +45,9 @@ from pathlib import Path
 from sfcprop.models.pins import HashMismatchError, is_full_hash, pin_path, verify_file
 from sfcprop.models.transfer import (
     DOWNLOAD_TIMEOUT,
+    NotACheckpointError,
     WeightsUnavailableError,
+    check_checkpoint,
     download,
     download_timeout,
     hub_download,
@@ -46,7 +55,8 @@ from sfcprop.models.transfer import (
     timed_out,
 )
 
-__all__ = ["DOWNLOAD_TIMEOUT", "HashMismatchError", "Source", "WeightsUnavailableError"]
+__all__ = ["DOWNLOAD_TIMEOUT", "HashMismatchError", "NotACheckpointError", "Source"]
+__all__ += ["WeightsUnavailableError"]
 __all__ += ["cache_dir", "cache_path", "cached", "download", "download_timeout", "fetch"]
 __all__ += ["hub_cache_path", "is_full_hash", "is_offline", "pin_path", "verification"]
 __all__ += ["verify_file"]
@@ -160,15 +170,46 @@ def _candidates(source: Source) -> Iterator[tuple[Path | None, str | None, Path]
 def cached(source: Source, *, verify: bool = True) -> Path | None:
     """The cached file of `source` (URL cache, hub copy, HF cache), without network access.
 
-    With `verify` (the default) the file is checked first (`verify_file`); `verify=False`
-    only says whether a file is there.
+    With `verify` (the default) the file is checked first (`verify_file`; before it is
+    pinned, that it is a checkpoint that loads): a file that is none is a
+    `NotACheckpointError` naming it and its sidecar to delete. `verify=False` only says
+    whether a file is there.
     """
     for path, published, pin in _candidates(source):
         if path is not None and path.is_file():
             if verify:
-                verify_file(path, published, pin)
+                _verify_cached(path, published, pin)
             return path
     return None
+
+
+def _verify_cached(path: Path, published: str | None, pin: Path) -> None:
+    try:
+        verify_file(path, published, pin, check=check_checkpoint)
+    except NotACheckpointError as e:
+        raise NotACheckpointError(
+            f"{e}. It is not the release (an HTML page or a cut download cached by an older "
+            f"sfcprop?): delete {path} and {pin}, and it is downloaded again",
+            path=path,
+        ) from e
+
+
+def _usable_cached(source: Source) -> Path | None:
+    """`cached(source)`, after removing the files of sfcprop's own cache that are not a
+    checkpoint (an HTML page or a cut body an older sfcprop cached and pinned) with their
+    sidecars, so that they are downloaded again instead of locking the user out."""
+    own = {cache_path(source), hub_cache_path(source)}
+    while True:
+        try:
+            return cached(source)
+        except NotACheckpointError as e:
+            if e.path not in own:
+                raise  # the HF cache is not ours to clean
+            own.discard(e.path)
+            reason = str(e.__cause__ or e)
+            e.path.unlink()
+            pin_path(e.path).unlink(missing_ok=True)
+            print(f"sfcprop: removed {e.path} and its sidecar: {reason}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- fetching
@@ -180,9 +221,12 @@ def fetch(source: Source, timeout: float | None = None) -> Path:
     `timeout`: seconds for the whole download (default `download_timeout()`). Offline
     (`HF_HUB_OFFLINE=1`), past the deadline or when the network fails, raises
     `WeightsUnavailableError` naming the file, its URL and the exact path to put it at.
-    A file whose hash differs raises `HashMismatchError` and is not cached.
+    A file whose hash differs raises `HashMismatchError` and is not cached; a download that
+    is not a checkpoint (an HTML page, a cut body) raises `WeightsUnavailableError` saying
+    what arrived, and is neither cached nor pinned. A cached file that is not a checkpoint
+    (cached by an older sfcprop) is removed with its sidecar and downloaded again.
     """
-    path = cached(source)
+    path = _usable_cached(source)
     if path is not None:
         return path
     if is_offline():

@@ -9,6 +9,13 @@ prefix (the 8 digits in a file name) is checked too. The sidecar also records th
 (size, mtime_ns, ctime_ns, inode) when it last passed: where no full hash is published, an
 unchanged stamp skips the rehash (a full published hash is checked at every load, whatever
 the sidecar says).
+
+Nothing is pinned that does not load: before a file is pinned on first use, `check` (given
+by the caller: `transfer.check_checkpoint`) must pass, so an HTML page or a cut body served
+as the release never becomes the pin. The sidecar records that (`"loads": true`); a pin
+without it (written by an older sfcprop, which pinned whatever arrived) has its file
+checked again at the next load.
+
 Writing to a file changes its ctime, which cannot be set back by hand, so a changed file is
 always hashed again; as file times are coarse, a stamp checked less than `_RACY_NS` after
 the file's ctime is not trusted (git's "racy clean" rule).
@@ -34,6 +41,10 @@ _RACY_NS = 2_000_000_000  # a stamp taken this soon after the file's ctime is no
 
 class HashMismatchError(ValueError):
     """A file whose hash differs from the published or the pinned one."""
+
+
+Check = Callable[[Path, str], None]
+"""Raises unless the file (named in errors by the string) may be pinned: it loads."""
 
 
 def pin_path(path: str | os.PathLike) -> Path:
@@ -96,13 +107,15 @@ def _read_record(pin: Path, path: Path) -> dict[str, Any]:
     return record
 
 
-def _write_record(pin: Path, sha256: str, published: str | None, path: Path) -> None:
-    """Record (atomically) that `path` has `sha256` and passed `published` as it is now."""
+def _write_record(pin: Path, sha256: str, published: str | None, path: Path, loads: bool) -> None:
+    """Record (atomically) that `path` has `sha256` and passed `published` as it is now, and
+    whether it passed the load check."""
     record = {
         "sha256": sha256,
         "published": published,
         "stamp": _stamp(path),
         "checked_ns": time.time_ns(),
+        "loads": loads,
     }
     # not io.atomic_path: transfer._clean_stale finds a dead process's temporary by its pid
     fd, tmp = tempfile.mkstemp(dir=pin.parent, prefix=f".{pin.name}.{os.getpid()}.", suffix=".tmp")
@@ -116,10 +129,11 @@ def _write_record(pin: Path, sha256: str, published: str | None, path: Path) -> 
 
 
 def _check(
-    path: Path, published: str | None, pinned: str | None, pin: Path, name: str, fix: str
+    path: Path, published: str | None, record: dict[str, Any], pin: Path, name: str, fix: str
 ) -> str:
-    """The sha256 of `path` once it matches `published` and `pinned`; else the error
-    (naming the file as `name`, ending with `fix`)."""
+    """The sha256 of `path` once it matches `published` and the sha256 pinned in `record`;
+    else the error (naming the file as `name`, ending with `fix`)."""
+    pinned = record.get("sha256")
     algos = {"sha256"} | ({_parse_hash(published)[0]} if published else set())
     digests = _digests(path, algos)
     if published:
@@ -132,10 +146,19 @@ def _check(
     if pinned and got != pinned and not is_full_hash(published):
         raise HashMismatchError(
             f"{name}: sha256 {got} does not match sha256:{pinned}, pinned on first use in "
-            f"{pin}: the file changed since. " + fix + f" If the release itself changed, "
-            f"delete {pin} too."
+            f"{pin}: the file changed since. " + fix + _stale_pin_hint(record, pin)
         )
     return got
+
+
+def _stale_pin_hint(record: dict[str, Any], pin: Path) -> str:
+    """What to do when the pin itself may be wrong."""
+    if not record.get("loads"):
+        return (
+            f" The pin was written by an older sfcprop, which pinned whatever arrived: if that "
+            f"was an HTML page or a cut download, or the release itself changed, delete {pin}."
+        )
+    return f" If the release itself changed, delete {pin} too."
 
 
 def _unchanged(record: dict[str, Any], path: Path, published: str | None) -> bool:
@@ -153,36 +176,56 @@ def _unchanged(record: dict[str, Any], path: Path, published: str | None) -> boo
     return isinstance(checked, int) and checked - stamp[2] >= _RACY_NS
 
 
-def verify_file(path: str | os.PathLike, published: str | None, pin: str | os.PathLike) -> str:
+def verify_file(
+    path: str | os.PathLike,
+    published: str | None,
+    pin: str | os.PathLike,
+    check: Check | None = None,
+) -> str:
     """Check a cached file against `published` and its pin (pinned here on first use).
 
     Returns its sha256. A mismatch is a `HashMismatchError` naming the file, both hashes
-    and what to do. A sidecar that cannot be written (a read-only cache) is a warning.
+    and what to do. Without a full published hash, `check(path, name)` must pass before
+    the file is pinned (and once for a pin that does not record it); its error propagates.
+    A sidecar that cannot be written (a read-only cache) is a warning.
     """
     path, pin = Path(path), Path(pin)
     record = _read_record(pin, path)
-    if _unchanged(record, path, published):
+    must_load = check is not None and not is_full_hash(published) and not record.get("loads")
+    if not must_load and _unchanged(record, path, published):
         return record["sha256"]
     fix = f"Delete {path} to download it again."
-    sha256 = _check(path, published, record.get("sha256"), pin, str(path), fix)
+    sha256 = _check(path, published, record, pin, str(path), fix)
+    if must_load:
+        check(path, str(path))
+    loads = must_load or (bool(record.get("loads")) and record.get("sha256") == sha256)
     try:
         pin.parent.mkdir(parents=True, exist_ok=True)
-        _write_record(pin, sha256, published, path)
+        _write_record(pin, sha256, published, path, loads)
     except OSError as e:
         warnings.warn(f"could not record the sha256 of {path} in {pin} ({e})", stacklevel=2)
     return sha256
 
 
-def install(tmp: Path, dest: Path, published: str | None, what: str) -> Path:
+def install(
+    tmp: Path, dest: Path, published: str | None, what: str, check: Check | None = None
+) -> Path:
     """Verify `tmp`, the download of `what`, against `published` and the pin of `dest`,
-    then move it to `dest`."""
+    then move it to `dest`.
+
+    Without a full published hash, `check(tmp, what)` must pass first (nothing is pinned
+    that does not load); its error propagates and `tmp` is left for the caller to remove.
+    """
     pin = pin_path(dest)
     record = _read_record(pin, dest)
     fix = f"It was not kept (a corrupt transfer, or a different file at {what})."
-    sha256 = _check(tmp, published, record.get("sha256"), pin, what, fix)
+    sha256 = _check(tmp, published, record, pin, what, fix)
+    loads = check is not None and not is_full_hash(published)
+    if loads:
+        check(tmp, what)
     os.replace(tmp, dest)
     try:
-        _write_record(pin, sha256, published, dest)
+        _write_record(pin, sha256, published, dest, loads)
     except OSError as e:  # checked now; pinned at the next load instead
         warnings.warn(f"could not record the sha256 of {dest} in {pin} ({e})", stacklevel=3)
     return dest

@@ -7,6 +7,13 @@ the process id, and is moved into place with `os.replace` only once verified
 (`pins.install`). Any failure removes it and the folders made for it; temporaries of a
 killed earlier download (its process is gone) are removed when the next download of that
 file starts.
+
+Only a checkpoint is cached: a body shorter than its Content-Length is refused at once, and
+without a full published hash the file must load safely (`check_checkpoint`: read by its
+content, `torch.load(weights_only=True)` or safetensors) before it is cached and pinned. An
+HTML page, a JSON error body or a body cut short without a Content-Length is a
+`NotACheckpointError` naming the URL and what arrived; nothing is cached or pinned, so a
+later correct download just works.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from sfcprop.models.pins import install
+from sfcprop.models.pins import Check, install
 
 _CHUNK = 1 << 20
 _STALE_AGE_S = 24 * 3600.0  # temporaries older than this are stale whoever made them
@@ -38,6 +45,27 @@ T = TypeVar("T")
 
 class WeightsUnavailableError(RuntimeError):
     """A weight file that is neither cached nor downloadable right now."""
+
+
+class NotACheckpointError(WeightsUnavailableError):
+    """A download or cached file that is not a checkpoint that loads: an HTML page, a JSON
+    error body, an empty or cut file, a pickle refused as unsafe. `path`: the cached file
+    it is about (None for a download, which is never cached)."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def check_checkpoint(path: Path, name: str) -> None:
+    """`NotACheckpointError` (naming the file as `name`) unless `path` is a checkpoint
+    that loads safely (`checkpoints.read_checkpoint`: by content, never unsafe pickles)."""
+    from sfcprop.models.checkpoints import CheckpointError, read_checkpoint
+
+    try:
+        read_checkpoint(path, name=name)
+    except CheckpointError as e:
+        raise NotACheckpointError(str(e)) from None
 
 
 def download_timeout() -> float:
@@ -143,14 +171,16 @@ def download(
     expected_hash: str | None = None,
     *,
     timeout: float | None = None,
+    check: Check | None = check_checkpoint,
 ) -> Path:
     """Download `url` to `dest` atomically, verified, within `timeout` seconds overall.
 
     Streams into a temporary file beside `dest`; only a complete file that matches
     `expected_hash` (`"sha256:..."` etc.) and the sha256 pinned in `pin_path(dest)` (if
-    any) is moved to `dest`, and its sha256 is pinned. Any failure (network, deadline:
-    `TimeoutError`, truncated transfer, hash) deletes the temporary file and the folders
-    made for it.
+    any), and, without a full `expected_hash`, passes `check` (default: it is a checkpoint
+    that loads; None: any file), is moved to `dest`, and its sha256 is pinned. Any failure
+    (network, deadline: `TimeoutError`, truncated transfer, hash, `NotACheckpointError`)
+    deletes the temporary file and the folders made for it.
     """
     dest = Path(dest)
     deadline = time.monotonic() + (download_timeout() if timeout is None else timeout)
@@ -163,26 +193,54 @@ def download(
         try:
             with os.fdopen(fd, "wb") as out:
                 _stream(url, out, deadline)
-            return install(Path(tmp), dest, expected_hash, url)
+            return _install(Path(tmp), dest, expected_hash, url, check)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
 
+def _install(tmp: Path, dest: Path, published: str | None, what: str, check: Check | None) -> Path:
+    """`pins.install`, saying in a failed check's error that nothing was cached."""
+    try:
+        return install(tmp, dest, published, what, check)
+    except NotACheckpointError as e:
+        raise NotACheckpointError(f"{e}; nothing was cached") from None
+
+
+def _declared_length(url: str, resp: http.client.HTTPResponse) -> int | None:
+    """The Content-Length of `resp` (None when absent); an unreadable one is an error."""
+    raw = resp.headers.get("Content-Length")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise WeightsUnavailableError(
+            f"{url}: unreadable Content-Length {raw!r} (expected a number of bytes); "
+            "nothing was cached"
+        )
+    return int(raw)
+
+
 def _stream(url: str, out: BinaryIO, deadline: float) -> None:
-    """Write the body of `url` to `out`, giving up at `deadline` (`TimeoutError`)."""
+    """Write the body of `url` to `out`, giving up at `deadline` (`TimeoutError`); a body
+    shorter than its Content-Length is a `WeightsUnavailableError`."""
     request = urllib.request.Request(url, headers={"User-Agent": "sfcprop"})
     size = 0
     with urllib.request.urlopen(request, timeout=time_left(deadline)) as resp:
-        length = resp.headers.get("Content-Length")
+        length = _declared_length(url, resp)
         while True:
             _set_timeout(resp, time_left(deadline))
-            chunk = resp.read1(_CHUNK)
+            try:
+                chunk = resp.read1(_CHUNK)
+            except http.client.IncompleteRead as e:  # a chunked body cut short
+                raise WeightsUnavailableError(
+                    f"{url}: transfer truncated (the connection closed after "
+                    f"{size + len(e.partial)} bytes, mid-chunk); nothing was cached"
+                ) from None
             if not chunk:
                 break
             out.write(chunk)
             size += len(chunk)
-    if length is not None and size != int(length):
+    if length is not None and size != length:
         raise WeightsUnavailableError(
             f"{url}: transfer truncated ({size} of {length} bytes); nothing was cached"
         )
@@ -196,10 +254,15 @@ def _set_timeout(resp: http.client.HTTPResponse, seconds: float) -> None:
 
 
 def hub_download(
-    repo: str, filename: str, dest: Path, published: str | None, deadline: float
+    repo: str,
+    filename: str,
+    dest: Path,
+    published: str | None,
+    deadline: float,
+    check: Check | None = check_checkpoint,
 ) -> Path:
     """A new copy of the hub's `repo`/`filename` at `dest`, verified against `published`
-    and the pin of `dest`, before `deadline`.
+    and the pin of `dest` (and `check`, as `download` does), before `deadline`.
 
     `hf_hub_download` writes into a temporary folder beside the destination; it runs in a
     worker thread so that the deadline holds whatever it retries. A worker still running
@@ -233,7 +296,7 @@ def hub_download(
             if not got.resolve().is_relative_to(tmp.resolve()):
                 shutil.copyfile(got, tmp / ".copy")
                 got = tmp / ".copy"
-            return install(got, dest, published, f"the hub's {repo}/{filename}")
+            return _install(got, dest, published, f"the hub's {repo}/{filename}", check)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
