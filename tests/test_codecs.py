@@ -15,7 +15,7 @@ from sfcprop.session.session import Session
 
 HW, GRID = (48, 64), (6, 8)  # frames and their stride-8 feature grid
 CODECS = [MaskCodec, SoftCodec, KeypointCodec]
-METHODS = ["check", "decode", "encode", "given", "score"]
+METHODS = ["check", "decode", "encode", "forget", "given", "score"]
 
 
 def bands(edges: list[int], ids: list[int], hw=HW) -> torch.Tensor:
@@ -60,23 +60,35 @@ def test_kinds_and_which_codec_has_objects():
 def test_the_mask_object_table_is_the_union_of_the_keyframes_ids():
     codec = MaskCodec()
     assert codec.label_ids == [0]
-    codec.check(0, bands([0, 16, 64], [0, 3]), HW, first=True)
-    codec.check(5, bands([0, 8, 32, 64], [7, 0, 3]), HW, first=False)
+    codec.check(0, bands([0, 16, 64], [0, 3]), HW)
+    codec.check(5, bands([0, 8, 32, 64], [7, 0, 3]), HW)
     assert codec.label_ids == [0, 3, 7]
-    codec.check(9, torch.zeros(HW, dtype=torch.long), HW, first=False)  # none here: allowed
-    codec.check(2, bands([0, 40, 64], [200, 1]), HW, first=False)
+    codec.check(9, torch.zeros(HW, dtype=torch.long), HW)  # none here: allowed
+    codec.check(2, bands([0, 40, 64], [200, 1]), HW)
     assert codec.label_ids == [0, 1, 3, 7, 200]
     codec.label_ids.append(99)  # a copy: the table is the codec's
     assert codec.label_ids == [0, 1, 3, 7, 200] and codec.channels == 5
 
 
-def test_the_first_mask_needs_an_object_and_the_frames_size():
+def test_a_mask_needs_the_frames_size_and_may_hold_no_object():
     codec = MaskCodec()
-    with pytest.raises(ValueError, match=re.escape("the mask of frame 4: the first mask holds")):
-        codec.check(4, torch.zeros(HW, dtype=torch.long), HW, first=True)
     with pytest.raises(ValueError, match=re.escape("frame 3 is (48, 64) (H, W) but its mask")):
-        codec.check(3, torch.ones(40, 64, dtype=torch.long), HW, first=True)
+        codec.check(3, torch.ones(40, 64, dtype=torch.long), HW)
+    with pytest.raises(ValueError, match=re.escape("(turned by an EXIF orientation?)")):
+        codec.check(3, torch.ones(64, 48, dtype=torch.long), HW)
     assert codec.label_ids == [0]  # a refused mask adds no id
+    codec.check(4, torch.zeros(HW, dtype=torch.long), HW)  # the session needs an object
+    assert codec.label_ids == [0]
+
+
+def test_a_removed_keyframes_ids_leave_the_table():
+    codec = MaskCodec()
+    codec.check(0, bands([0, 16, 64], [0, 3]), HW)
+    codec.check(5, bands([0, 8, 32, 64], [7, 0, 3]), HW)
+    codec.check(5, bands([0, 8, 32, 64], [9, 0, 3]), HW)  # replaced: 7 is gone
+    assert codec.label_ids == [0, 3, 9]
+    codec.forget(5)
+    assert codec.label_ids == [0, 3]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +101,7 @@ def test_decode_of_encode_gives_the_mask_back(encoded, edges):
     and upsampled back every pixel's own cell weighs most."""
     codec = MaskCodec()
     mask = bands(edges, [0, 4, 9])
-    codec.check(0, mask, HW, first=True)
+    codec.check(0, mask, HW)
     grid = (encoded[0] // 8, encoded[1] // 8)
     soft = codec.encode(mask, HW, encoded, grid)
     cell = (encoded[1] // grid[1]) * HW[1] // encoded[1]  # a cell's width in frame pixels
@@ -112,7 +124,7 @@ def test_mask_scores_are_the_objects_confidence():
 def test_soft_maps_keep_their_channels_and_resize_only_at_the_frames_size():
     codec = SoftCodec()
     on_grid = torch.rand(4, *GRID)
-    codec.check(0, on_grid, HW, first=True)
+    codec.check(0, on_grid, HW)
     assert codec.label_ids == [0, 1, 2, 3]
     assert codec.encode(on_grid, HW, HW, GRID) is on_grid
     full = torch.zeros(4, *HW)
@@ -120,7 +132,7 @@ def test_soft_maps_keep_their_channels_and_resize_only_at_the_frames_size():
     torch.testing.assert_close(codec.encode(full, HW, HW, GRID), full[:, :6, :8])  # constant
     assert codec.decode(on_grid, HW) is on_grid  # no argmax, no normalisation
     with pytest.raises(ValueError, match="every keyframe needs the same number of label"):
-        codec.check(3, torch.rand(2, *GRID), HW, first=False)
+        codec.check(3, torch.rand(2, *GRID), HW)
     with pytest.raises(ValueError, match=re.escape("got (4, 5, 5)")):
         codec.encode(torch.rand(4, 5, 5), HW, HW, GRID)
 
@@ -132,7 +144,7 @@ def test_keypoints_score_per_point():
     """Hand-made maps of 3 joints: peaks 0.8 and 0.3 on single cells, the third all zero
     (not found); each point's score is its peak, whatever the frame's object confidence."""
     codec = KeypointCodec()
-    codec.check(0, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), HW, first=True)
+    codec.check(0, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), HW)
     assert codec.label_ids == [0, 1, 2, 3]
     soft = torch.zeros(4, *GRID)
     soft[1, 2, 5] = 0.8  # row 2, column 5: (x, y) = (40, 16) pixels
@@ -149,14 +161,14 @@ def test_keypoints_score_per_point():
 def test_keypoints_as_given_and_their_count():
     codec = KeypointCodec()
     pts = np.array([[10.0, 12.0], [np.nan, np.nan], [63.0, 47.0]])
-    codec.check(0, pts, HW, first=True)
+    codec.check(0, pts, HW)
     given, confidence = codec.given(pts)
     np.testing.assert_array_equal(given, pts)
     assert given is not pts and confidence.tolist() == [1.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="needs the same 3 points, got 2 on frame 6"):
-        codec.check(6, pts[:2], HW, first=False)
+        codec.check(6, pts[:2], HW)
     with pytest.raises(ValueError, match=re.escape("point 0 (x=64, y=0) is outside the 64x48")):
-        codec.check(6, np.array([[64.0, 0.0], [1, 1], [2, 2]]), HW, first=False)
+        codec.check(6, np.array([[64.0, 0.0], [1, 1], [2, 2]]), HW)
 
 
 def test_a_session_of_points_reports_one_score_per_point():

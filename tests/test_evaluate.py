@@ -634,7 +634,7 @@ def test_vip_label_quirk_reaches_the_propagation(tmp_path, monkeypatch, stub_mod
             seen["codec"] = codec
 
         def annotate(self, t, mask):
-            seen["codec"].check(t, mask, mask.shape, True)
+            seen["codec"].check(t, mask, mask.shape)
 
         def result(self, return_soft=False):
             from sfcprop.session.results import Propagation

@@ -16,7 +16,7 @@ import torch
 
 from sfcprop import labels
 from sfcprop.io.frames import list_images
-from sfcprop.io.masks import read_mask
+from sfcprop.io import read_mask
 from sfcprop.models import backbone
 from sfcprop.session.api import propagate
 

@@ -217,10 +217,10 @@ def test_crw_vip_label_quirk_blends_ids_into_extra_channels():
     mask = torch.zeros(40, 40, dtype=torch.long)
     mask[8:30, 5:20], mask[8:30, 20:35], mask[30:, :] = 2, 13, 14
     plain = MaskCodec()
-    plain.check(0, mask, (40, 40), first=True)
+    plain.check(0, mask, (40, 40))
     assert plain.ids == [0, 2, 13, 14]
     quirk = MaskCodec(bilinear_ids_at=(28, 28))
-    quirk.check(0, mask, (40, 40), first=True)
+    quirk.check(0, mask, (40, 40))
     assert set(plain.ids) < set(quirk.ids)  # blended boundary values are channels too
     soft = quirk.encode(mask, (40, 40), (28, 28), (4, 4))
     assert soft.shape == (len(quirk.ids), 4, 4)

@@ -8,8 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from sfcprop import errors
 from sfcprop.apps.common import Pictures, add_common, backbone_arg, bar, check_out, warn_truncated
 
@@ -72,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     with runs.locked(args.out) as out:
         check_out(args, out, [args.frames, args.first_mask])
         frames = io.open_frames(args.frames)
-        keys, palette = _annotations(Path(args.first_mask), frames)
-        palette = palette or io.DAVIS_PALETTE
+        keys = _annotations(Path(args.first_mask), frames)
         session = _session(args, frames, keys)
+        palette = session.codec.palette or io.DAVIS_PALETTE
         store = session.store
         objects = [i for i in session.label_ids if i != 0]
         rows, flags = [], []
@@ -95,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(args: argparse.Namespace, frames, keys: dict[int, np.ndarray]):
+def _session(args: argparse.Namespace, frames, keys: dict[int, Path]):
     """The keyframe `Session` of a `propagate` run, its backbones loaded and `keys`
     annotated."""
     from sfcprop.config import from_args
@@ -118,19 +116,18 @@ def _session(args: argparse.Namespace, frames, keys: dict[int, np.ndarray]):
     return session
 
 
-def _annotations(path: Path, frames) -> tuple[dict[int, np.ndarray], list[int] | None]:
-    """`{frame index: ids}` and a palette: one mask file is frame 0's; a folder holds masks
-    named like the frames they annotate."""
+def _annotations(path: Path, frames) -> dict[int, Path]:
+    """`{frame index: mask file}`: one mask file is frame 0's; a folder holds masks named
+    like the frames they annotate (the session reads them, into one object table)."""
     from sfcprop import io
 
     if not path.is_dir():
-        mask, palette = io.read_mask(path)
-        return {0: io.load_first_mask(mask)}, palette
+        return {0: path}
     files = io.list_files(path, (".png", ".npy"))
     if not files:
         raise ValueError(f"{path} holds no masks (.png or .npy named like the frames)")
     index = _frame_index(frames)
-    keys, palette = {}, None
+    keys: dict[int, Path] = {}
     for f in files:
         t = index(f.stem)
         if t is None:
@@ -138,10 +135,13 @@ def _annotations(path: Path, frames) -> tuple[dict[int, np.ndarray], list[int] |
                 f"the mask {f.name} names no frame of the video: masks are named like the "
                 f"frames they annotate ({frames.name(0)}, {frames.name(1)} ...)"
             )
-        mask, pal = io.read_mask(f)
-        keys[t] = io.load_first_mask(mask)
-        palette = palette or pal
-    return keys, palette
+        if t in keys:
+            raise ValueError(
+                f"the masks {keys[t].name} and {f.name} both name frame {t} "
+                f"({frames.name(t)}): keep one"
+            )
+        keys[t] = f
+    return keys
 
 
 def _frame_index(frames):

@@ -24,6 +24,40 @@ def fuse(fine: torch.Tensor, semantic: torch.Tensor, lam: float) -> torch.Tensor
     return F.normalize(torch.cat([lam * fine, semantic], dim=1), dim=1)
 
 
+class FeatureError(ValueError):
+    """A backbone gave NaN or infinite features (weights that are finite but broken)."""
+
+
+def blame(net: torch.nn.Module, frames: torch.Tensor) -> str:
+    """What makes `net` give non-finite features for `frames`: a BatchNorm's negative
+    running variance, a non-finite weight, else the first module whose output is not
+    finite (its name and state keys)."""
+    for name, module in net.named_modules():
+        var = getattr(module, "running_var", None)
+        if isinstance(var, torch.Tensor) and (var < 0).any():
+            return f"{name}.running_var holds {int((var < 0).sum())} negative variance(s)"
+    for key, value in [*net.named_parameters(), *net.named_buffers()]:
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            return f"{key} holds NaN or infinite values"
+    names = {m: n for n, m in net.named_modules()}
+    first: list[str] = []
+
+    def hook(module, _inputs, output) -> None:
+        if not first and isinstance(output, torch.Tensor) and not output.isfinite().all():
+            first.append(names[module])
+
+    handles = [m.register_forward_hook(hook) for m in names if m is not net]
+    try:
+        net(net.normalize(frames))
+    finally:
+        for h in handles:
+            h.remove()
+    if not first:
+        return f"{type(net).__name__} (no single module to blame)"
+    keys = [k for k in net.state_dict() if k.startswith(f"{first[0]}.")]
+    return f"module {first[0]} is the first to give them (its keys: {', '.join(keys) or 'none'})"
+
+
 @dataclass
 class Encoder:
     """Maps uint8 frames `[B, 3, H, W]` to unit features `[B, C, ceil(H/8), ceil(W/8)]`
@@ -55,6 +89,16 @@ class Encoder:
             out = F.normalize(feats[0], dim=1)
         else:
             out = feats[0]
+        if not torch.isfinite(out).all():
+            nets = [self.backbone, self.semantic][: len(feats)]
+            bad = [
+                blame(n, frames) for n, f in zip(nets, feats, strict=True) if not f.isfinite().all()
+            ]
+            raise FeatureError(
+                "the backbone gave NaN or infinite features for a frame: "
+                + "; ".join(bad or ["the fused features (lam?)"])
+                + ". Its weights are finite but not a working model: check that checkpoint"
+            )
         return out.to(self.dtype)
 
     @staticmethod

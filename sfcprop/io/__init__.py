@@ -25,12 +25,12 @@ from sfcprop.io.framestore import FrameStore
 from sfcprop.io.masks import (
     DAVIS_PALETTE,
     MaskSource,
+    RawMask,
     as_mask_tensor,
-    colour_table,
-    load_first_mask,
-    read_mask,
+    read_raw,
     write_mask,
 )
+from sfcprop.io.objects import ObjectTable, colour_table, load_first_mask, read_mask
 from sfcprop.io.points import read_joint_positions, read_points, write_tracks
 from sfcprop.io.video import VideoWriter
 
@@ -43,6 +43,8 @@ __all__ = [
     "FrameStore",
     "Frames",
     "MaskSource",
+    "ObjectTable",
+    "RawMask",
     "VideoReader",
     "VideoWriter",
     "as_mask_tensor",
@@ -59,6 +61,7 @@ __all__ = [
     "read_joint_positions",
     "read_mask",
     "read_points",
+    "read_raw",
     "require_av",
     "write_mask",
     "write_tracks",

@@ -1,15 +1,18 @@
-"""Masks in and out: palette, binary, greyscale and colour PNGs, arrays and tensors read as
-ids; palette PNGs written."""
+"""Masks in and out: palette, greyscale and colour PNGs, `.npy` files, arrays and tensors
+read as they are (`RawMask`; `sfcprop.io.objects` gives their objects ids); palette PNGs
+written."""
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from sfcprop.io.atomic import atomic_path
 from sfcprop.io.frames import _one_line
@@ -44,27 +47,29 @@ FRINGE_EDGE = 0.9  # ... with this share of its pixels next to another id: on an
 FRINGE_COUNT = 5  # this many tiny ids on the edges of others: anti-aliasing
 
 
-def read_mask(mask: MaskSource) -> tuple[np.ndarray, list[int] | None]:
-    """A first-frame mask, from a file or an array, as `(ids [H, W], palette or None)`.
+@dataclass(frozen=True)
+class RawMask:
+    """A mask as its file or array holds it, before ids are given to its objects.
 
-    - palette PNG (DAVIS): its indices and its palette, as they are;
-    - greyscale PNG, `[H, W]` integer array: its values; a binary mask (only 0 and 255,
-      only 0 and 1, or bool) is one object, id 1;
-    - RGB PNG, `[H, W, 3]` array: greyscale when R = G = B everywhere, else a colour mask:
-      black is the background (id 0) and each other colour an object, ids 1..N in
-      increasing colour order (by R, then G, then B); the palette maps each id back to its
-      colour, so that writing the results with it gives the input's colours (RGBA:
-      transparent pixels are background);
-    - `.npy`: its array, as an array.
+    kind: "ids" (integer values: a greyscale PNG, an `[H, W]` array, a greyscale image
+    saved as RGB), "palette" (a palette PNG's indices) or "colour" (`[H, W, 3]` colours,
+    black the background). array: `[H, W]` values or `[H, W, 3]` uint8 colours. palette:
+    a palette PNG's (768 ints). rgb: whether it came as RGB (a grey one may join colours)."""
 
-    ids are uint8 except for an integer array (or `.npy`), whose dtype is kept. A palette
-    PNG whose only indices are 0 and 255 gives 0/1, its palette's entry 1 then being the
-    colour of entry 255. JPEG masks are refused (lossy: every edge gets new values).
-    Greyscale and colour masks warn when many ids of tiny area lie along the edges of others
-    (anti-aliased edges: threshold the mask first).
-    """
+    kind: Literal["ids", "palette", "colour"]
+    array: np.ndarray
+    palette: list[int] | None = None
+    rgb: bool = False
+    source: str = "the mask"
+
+
+def read_raw(mask: MaskSource) -> RawMask:
+    """A mask file (PNG, `.npy`) or array as a `RawMask`; EXIF orientation is applied to
+    images as viewers show them. JPEG masks are refused (lossy: every edge gets new values);
+    greyscale and colour masks warn when many ids of tiny area lie along the edges of others
+    (anti-aliased edges: threshold the mask first)."""
     if isinstance(mask, (np.ndarray, torch.Tensor)):
-        return _array_mask(mask, "the mask")
+        return _raw_array(mask, "the mask")
     if Path(mask).suffix.lower() == ".npy":
         try:
             array = np.load(mask, allow_pickle=False)
@@ -72,46 +77,15 @@ def read_mask(mask: MaskSource) -> tuple[np.ndarray, list[int] | None]:
             raise FileNotFoundError(f"no such mask file: {mask}") from None
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read mask {mask}: {_one_line(e)}") from None
-        return _array_mask(array, str(mask))
+        return _raw_array(array, str(mask))
     try:
         with Image.open(mask) as img:
             _refuse_lossy(img, mask)
-            return _image_mask(img, str(mask))
+            return _raw_image(ImageOps.exif_transpose(img), str(mask))
     except FileNotFoundError:
         raise FileNotFoundError(f"no such mask file: {mask}") from None
     except OSError as e:
         raise ValueError(f"cannot read mask {mask}: {e}") from None
-
-
-def load_first_mask(mask: MaskSource) -> torch.Tensor:
-    """A first-frame mask (a file, or an array / tensor of ids or of colours; see
-    `read_mask`) as int64 `[H, W]`."""
-    if isinstance(mask, (str, os.PathLike)) or _is_colour(mask):
-        mask = read_mask(mask)[0]
-    return as_mask_tensor(mask)
-
-
-def colour_table(rgb: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """A colour mask `[H, W, 3]` as `(ids uint8 [H, W], palette)`: black is id 0, the other
-    colours ids 1..N in increasing order (by R, then G, then B); palette entry i is the
-    colour of id i (768 ints, entries above N from the DAVIS palette)."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype.kind not in "iu":
-        raise ValueError(f"a colour mask must be integer [H, W, 3], got {rgb.dtype} {rgb.shape}")
-    if rgb.size and (rgb.min() < 0 or rgb.max() > 255):
-        raise ValueError("the colours of a colour mask must be in 0..255")
-    flat = rgb.reshape(-1, 3).astype(np.int64)
-    colours, ids = np.unique(flat[:, 0] << 16 | flat[:, 1] << 8 | flat[:, 2], return_inverse=True)
-    if colours[0] != 0:  # no black: every colour is an object
-        colours, ids = np.concatenate([[0], colours]), ids + 1
-    if len(colours) - 1 > 255:
-        raise ValueError(
-            f"the colour mask holds {len(colours) - 1} colours besides black, more than the "
-            "255 objects a mask can have: is it a photo, or a mask saved as JPEG?"
-        )
-    palette = list(DAVIS_PALETTE)
-    for i, c in enumerate(colours.tolist()):
-        palette[3 * i : 3 * i + 3] = [c >> 16, (c >> 8) & 255, c & 255]
-    return ids.reshape(rgb.shape[:2]).astype(np.uint8), palette
 
 
 def _is_colour(mask) -> bool:
@@ -128,61 +102,68 @@ def _refuse_lossy(img: Image.Image, path) -> None:
         )
 
 
-def _image_mask(img: Image.Image, source: str) -> tuple[np.ndarray, list[int] | None]:
-    """The ids and palette of an opened mask image (see `read_mask`)."""
+def _raw_image(img: Image.Image, source: str) -> RawMask:
+    """An opened mask image as a `RawMask`."""
     if img.mode == "P":
-        return _palette_mask(np.asarray(img).copy(), img.getpalette())
+        return RawMask("palette", np.asarray(img).copy(), img.getpalette(), source=source)
     if img.mode in ("L", "1"):
-        return _grey_mask(np.asarray(img.convert("L")).copy(), source), None
+        grey = np.asarray(img.convert("L")).copy()
+        _warn_grey(grey, source)
+        return RawMask("ids", grey, source=source)
     if img.mode in ("RGB", "RGBA", "LA"):
         rgba = np.asarray(img.convert("RGBA"))
         rgb = np.where(rgba[..., 3:] == 0, 0, rgba[..., :3]).astype(np.uint8)
-        return _array_mask(rgb, source)
+        return _raw_array(rgb, source)
     raise ValueError(
         f"{source} is a {img.mode} image; a mask must be a palette (P), greyscale (L) or "
         "colour (RGB) PNG"
     )
 
 
-def _palette_mask(ids: np.ndarray, palette: list[int]) -> tuple[np.ndarray, list[int]]:
-    if ids.any() and np.isin(ids, (0, 255)).all():  # one object, drawn with index 255
-        palette = list(palette)
-        palette[3:6] = palette[765:768]
-        ids = (ids > 0).astype(np.uint8)
-    return ids, palette
-
-
-def _array_mask(mask, source: str) -> tuple[np.ndarray, list[int] | None]:
-    """The ids (and palette, for colours) of a mask array (see `read_mask`)."""
+def _raw_array(mask, source: str) -> RawMask:
+    """An array (or tensor) of ids `[H, W]` or colours `[H, W, 3]` as a `RawMask`."""
     array = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     if array.dtype.kind not in "iu" and not (array.dtype == bool and array.ndim == 2):
         raise ValueError(f"mask ids must be integers (or bool), got dtype {array.dtype}")
     if _is_colour(array):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError("the colours of a colour mask must be in 0..255")
         if _is_grey(array):  # a greyscale mask saved as RGB
-            return _grey_mask(array[..., 0], source), None
-        ids, palette = colour_table(array)
-        _warn_fringe_ids(ids, source)
-        return ids, palette
+            _warn_grey(array[..., 0], source)
+            return RawMask("ids", array[..., 0].astype(np.uint8), rgb=True, source=source)
+        rgb = array.astype(np.uint8)
+        if len(np.unique(_rgb24(rgb))) <= MAX_ID + 1:  # more: refused when numbered
+            _warn_fringe_ids(_rgb24(rgb), source)
+        return RawMask("colour", rgb, rgb=True, source=source)
     if array.ndim != 2:
         raise ValueError(f"a mask must be [H, W] ids or [H, W, 3] colours, got shape {array.shape}")
-    if array.dtype == bool or (array.dtype.kind in "iu" and _is_binary(array)):
-        return (array > 0).astype(np.uint8), None
-    return array, None
+    if array.dtype.kind == "u" and array.size and array.max() > MAX_ID:  # before any cast
+        raise ValueError(
+            f"mask ids must be at most {MAX_ID} (they are written as 8-bit palette PNGs), "
+            f"got {array.max()}"
+        )
+    return RawMask("ids", array.astype(np.uint8) if array.dtype == bool else array, source=source)
+
+
+def _rgb24(rgb: np.ndarray) -> np.ndarray:
+    """Colours `[..., 3]` as one int each (R << 16 | G << 8 | B)."""
+    flat = rgb.astype(np.int64)
+    return flat[..., 0] << 16 | flat[..., 1] << 8 | flat[..., 2]
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
-def _grey_mask(grey: np.ndarray, source: str) -> np.ndarray:
-    if _is_binary(grey):
-        return (grey > 0).astype(np.uint8)
-    _warn_fringe_ids(grey, source)
-    return grey
+def _warn_grey(grey: np.ndarray, source: str) -> None:
+    if not is_binary(grey):
+        _warn_fringe_ids(grey, source)
 
 
-def _is_binary(ids: np.ndarray) -> bool:
-    """Only the values 0 and 255 (or 0 and 1), some of them not 0."""
+def is_binary(ids: np.ndarray) -> bool:
+    """Only the values 0 and 255 (or 0 and 1, or bool), some of them not 0: one object."""
+    if ids.dtype == bool:
+        return bool(ids.any())
     return bool(ids.any()) and bool(np.isin(ids, (0, 255)).all() or np.isin(ids, (0, 1)).all())
 
 
@@ -250,3 +231,12 @@ def as_mask_tensor(mask) -> torch.Tensor:
     if mask.any() and ((mask == 0) | (mask == 255)).all():
         mask = (mask > 0).long()
     return mask
+
+
+def __getattr__(name: str):
+    """`read_mask`, `load_first_mask` and `colour_table` live in `sfcprop.io.objects`."""
+    if name in ("read_mask", "load_first_mask", "colour_table"):
+        from sfcprop.io import objects
+
+        return getattr(objects, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
-from sfcprop.io.masks import load_first_mask
+from sfcprop.io.masks import RawMask, read_raw
+from sfcprop.io.objects import ObjectTable
 from sfcprop.labels import ids as labels
 from sfcprop.labels import keypoints
 from sfcprop.labels.resize import resize_ids, resize_soft
@@ -30,8 +31,11 @@ class Codec(Protocol):
     @property
     def label_ids(self) -> list[int]: ...
 
-    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> Any:
+    def check(self, t: int, label: Any, hw: tuple[int, int]) -> Any:
         """The keyframe's labels, validated (ValueError naming frame `t` otherwise)."""
+
+    def forget(self, t: int) -> None:
+        """Keyframe `t` was removed: its labels no longer count."""
 
     def encode(self, value: Any, hw, encoded_hw, grid) -> torch.Tensor:
         """Checked labels -> soft labels `[L, h, w]` on the feature grid."""
@@ -47,40 +51,64 @@ class Codec(Protocol):
 
 
 class MaskCodec:
-    """Object masks `[H, W]` of integer ids (0 = background; a PNG path, array or
-    tensor). The objects are the union of the keyframes' ids: channel l is `ids[l]`, 0
-    first; a keyframe without some object says it is absent there.
+    """Object masks `[H, W]` (0 = background): PNG paths, arrays or tensors of ids or of
+    colours. One `ObjectTable` numbers every keyframe's objects (a colour keeps its id in
+    every keyframe); the objects are the union of the keyframes' ids: channel l is
+    `ids[l]`, 0 first; a keyframe without some object says it is absent there.
 
     Masks go to the encoded frame's size by nearest neighbour, then to the grid
-    bilinearly. `bilinear_ids_at=(H', W')` reproduces a quirk of CRW's VIP loader instead:
-    the id image itself resized bilinearly to `H' x W'` and rounded (its `cv2.resize` call
-    passes INTER_NEAREST where `dst` goes), so blended boundary values become extra label
-    channels (ids absent from the mask); needed only to match CRW's VIP numbers exactly
-    (spec section 5; cv2's fixed-point rounding may differ in rare pixels)."""
+    bilinearly; an object smaller than a cell keeps the cell it covers most
+    (`labels.ids.keep_objects`). `bilinear_ids_at=(H', W')` reproduces a quirk of CRW's
+    VIP loader instead: the id image itself resized bilinearly to `H' x W'` and rounded (its
+    `cv2.resize` call passes INTER_NEAREST where `dst` goes), so blended boundary values
+    become extra label channels (ids absent from the mask); needed only to match CRW's VIP
+    numbers exactly (spec section 5; cv2's fixed-point rounding may differ in rare pixels)."""
 
     kind = "mask"
     objects = True
 
     def __init__(self, bilinear_ids_at: tuple[int, int] | None = None) -> None:
-        self.ids: list[int] = [0]
+        self.table = ObjectTable()
+        self.found: dict[int, list[int]] = {}  # keyframe -> its ids
         self.bilinear_ids_at = tuple(bilinear_ids_at) if bilinear_ids_at else None
+
+    @property
+    def ids(self) -> list[int]:
+        """0, then every id of the keyframes, increasing."""
+        return sorted({0}.union(*self.found.values()))
 
     @property
     def channels(self) -> int:
         return len(self.ids)
 
-    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> torch.Tensor:
-        mask = load_first_mask(label)
-        if mask.ndim == 2 and tuple(mask.shape) != tuple(hw):
-            raise ValueError(f"frame {t} is {tuple(hw)} (H, W) but its mask is {tuple(mask.shape)}")
+    @property
+    def palette(self) -> list[int] | None:
+        """The colour of each id: the colour masks' colours, else the first palette PNG's."""
+        return self.table.palette
+
+    def check(self, t: int, label: Any, hw: tuple[int, int]) -> torch.Tensor:
+        raw = label if isinstance(label, RawMask) else read_raw(label)
+        named = "" if raw.source == "the mask" else f" ({raw.source})"
+        ids, commit = self.table.number(raw, f"the mask of frame {t}{named}")
+        mask = torch.from_numpy(ids.astype(np.int64))
+        if tuple(mask.shape) != tuple(hw):
+            turned = " (turned by an EXIF orientation?)" if mask.shape[::-1] == hw else ""
+            raise ValueError(
+                f"frame {t} is {tuple(hw)} (H, W) but its mask is {tuple(mask.shape)}{turned}"
+                f"{named}"
+            )
         try:
-            found = labels.label_ids(mask, allow_empty=not first)
+            found = labels.label_ids(mask, allow_empty=True)
         except ValueError as e:
             raise ValueError(f"the mask of frame {t}: {e}") from None
         if self.bilinear_ids_at is not None:
             found = torch.unique(self._blended(mask)).tolist()
-        self.ids = sorted(set(self.ids) | set(found))
+        commit()
+        self.found[t] = found
         return mask
+
+    def forget(self, t: int) -> None:
+        self.found.pop(t, None)
 
     def encode(self, mask: torch.Tensor, hw, encoded_hw, grid) -> torch.Tensor:
         if self.bilinear_ids_at is not None:
@@ -89,10 +117,9 @@ class MaskCodec:
                     f"bilinear_ids_at={self.bilinear_ids_at} but frames are encoded at "
                     f"{tuple(encoded_hw)}"
                 )
-            small = self._blended(mask)
-        else:
-            small = resize_ids(mask, encoded_hw)  # nearest; unchanged at native size
-        return labels.to_grid(small, self.ids, grid)
+            return labels.to_grid(self._blended(mask), self.ids, grid)  # CRW's, exactly
+        small = resize_ids(mask, encoded_hw)  # nearest; unchanged at native size
+        return labels.keep_objects(labels.to_grid(small, self.ids, grid), mask, self.ids)
 
     def _blended(self, mask: torch.Tensor) -> torch.Tensor:
         """The id image resized bilinearly (half-pixel centres, no antialiasing), rounded."""
@@ -129,7 +156,7 @@ class SoftCodec:
     def channels(self) -> int:
         return self._channels or 0
 
-    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> torch.Tensor:
+    def check(self, t: int, label: Any, hw: tuple[int, int]) -> torch.Tensor:
         soft = torch.as_tensor(label, dtype=torch.float32)
         if soft.ndim != 3:
             raise ValueError(
@@ -144,6 +171,9 @@ class SoftCodec:
             )
         self._channels = soft.shape[0]
         return soft
+
+    def forget(self, t: int) -> None:
+        pass
 
     def encode(self, soft: torch.Tensor, hw, encoded_hw, grid) -> torch.Tensor:
         if tuple(soft.shape[1:]) not in (tuple(grid), tuple(hw)):
@@ -185,7 +215,7 @@ class KeypointCodec:
     def channels(self) -> int:
         return (self.count or 0) + 1
 
-    def check(self, t: int, label: Any, hw: tuple[int, int], first: bool) -> np.ndarray:
+    def check(self, t: int, label: Any, hw: tuple[int, int]) -> np.ndarray:
         pts = check_points(label, hw)
         if self.count is not None and len(pts) != self.count:
             raise ValueError(
@@ -193,6 +223,9 @@ class KeypointCodec:
             )
         self.count = len(pts)
         return pts
+
+    def forget(self, t: int) -> None:
+        pass
 
     def encode(self, pts: np.ndarray, hw, encoded_hw, grid) -> torch.Tensor:
         return keypoints.encode_keypoints(pts, hw, grid, sigma=self.sigma, rounding=self.rounding)

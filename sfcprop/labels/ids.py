@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from sfcprop.errors import check_shape
 from sfcprop.io.masks import MAX_ID
@@ -44,6 +45,28 @@ def one_hot(mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
 def to_grid(mask: torch.Tensor, ids: list[int], grid: tuple[int, int]) -> torch.Tensor:
     """First-frame ids `[H, W]` -> soft labels `[L, h, w]` on the feature grid."""
     return resize_soft(one_hot(mask, ids), grid)
+
+
+def keep_objects(soft: torch.Tensor, mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """Soft labels `[L, h, w]` encoded from `mask` `[H, W]` (any size), with every object of
+    the mask winning at least one cell: an object the resize left without any (smaller than
+    a cell, or between the grid's sample points) takes the free cell it covers most, as a
+    one-hot cell, so that it is propagated (and flagged when it is lost) rather than gone
+    from the first propagated frame. Objects that win a cell are left as they are."""
+    check_shape(soft, "L h w", "soft labels")
+    won = soft.argmax(dim=0)
+    missing = [c for c, i in enumerate(ids) if c and not (won == c).any() and (mask == i).any()]
+    if not missing:
+        return soft
+    cover = F.interpolate(one_hot(mask, ids)[None], size=soft.shape[1:], mode="area")[0]
+    soft, taken = soft.clone(), torch.zeros_like(won, dtype=torch.bool)
+    for c in missing:
+        cell = int(cover[c].masked_fill(taken, -1).flatten().argmax())
+        y, x = divmod(cell, soft.shape[2])
+        soft[:, y, x] = 0
+        soft[c, y, x] = 1
+        taken[y, x] = True
+    return soft
 
 
 def decode(soft: torch.Tensor, ids: list[int], size: tuple[int, int]) -> torch.Tensor:

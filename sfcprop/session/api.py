@@ -11,14 +11,12 @@ import torch
 from sfcprop.core import budget
 from sfcprop.core.propagator import Propagator
 from sfcprop.io.frames import FrameSource, count_frames
-from sfcprop.io.masks import load_first_mask
 from sfcprop.io.progress import frames_bar
-from sfcprop.labels import ids as labels
 from sfcprop.labels.codecs import SoftCodec
 from sfcprop.models.base import Correspondence
 from sfcprop.session.combine import DEFAULT_RULE
 from sfcprop.session.results import FrameResult, Propagation
-from sfcprop.session.session import Session, _keyframes
+from sfcprop.session.session import Session
 
 
 def propagate_iter(
@@ -89,21 +87,19 @@ def propagate(
     `Propagation`: the ids of every frame, per-object confidence and the frames to check
     (`flags`, `lost()`); with `return_soft`, the soft labels on the encoded frames' grid.
     """
-    keys = {t: load_first_mask(m) for t, m in _keyframes(annotations).items()}  # read once
-    first = keys[min(keys)]
     session = Session.streaming(
-        frames, keys, backbone, semantic, rule=rule, forward_only=forward_only, **settings
+        frames, annotations, backbone, semantic, rule=rule, forward_only=forward_only, **settings
     )
-    per_frame = first.numel()  # uint8 ids
+    per_frame = session.size[0] * session.size[1]  # uint8 ids
     if return_soft:  # float32 [L, h, w] on the stride-8 grid of the encoded size
-        h, w = session.config.encoded_size(*first.shape)
-        per_frame += len(labels.label_ids(first)) * -(-h // 8) * -(-w // 8) * 4
+        h, w = session.config.encoded_size(*session.size)
+        per_frame += len(session.label_ids) * -(-h // 8) * -(-w // 8) * 4
     stream = _stream(session, per_frame)
     out: dict[int, FrameResult] = {}
     for r in frames_bar(stream, progress, frames):
         out[r.t] = r
     order = [out[t] for t in sorted(out)]
-    ids = sorted({i for m in keys.values() for i in labels.label_ids(m, allow_empty=True)})
+    ids = session.label_ids
     soft = [r.soft.cpu() for r in order] if return_soft else None
     n_obj = len(ids) - 1
     confidence = np.stack([r.confidence for r in order]).reshape(len(order), n_obj)
@@ -114,7 +110,7 @@ def propagate(
         torch.stack(soft) if return_soft else None,
         torch.from_numpy(confidence.astype(np.float32)),
         flags,
-        sorted(keys),
+        sorted(session.keyframes),
     )
 
 

@@ -11,7 +11,9 @@ replacing a keyframe recomputes only the stretches next to it, from the features
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -104,6 +106,8 @@ class Session:
         self.features = FeatureCache(0)
         self.steps = 0  # propagation steps run (each one frame of one pass)
         self.outputs = 0  # bytes the caller keeps, counted against max_memory
+        self._lock = threading.Lock()  # held by a run (or a change) in progress
+        self._owner: int | None = None  # the thread that holds it
 
     @property
     def model(self) -> Propagator:
@@ -152,9 +156,10 @@ class Session:
         hw = tuple(self.store[t].shape[1:])
         if self.size is not None and hw != self.size:
             raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
-        value = self.codec.check(t, label, hw, first=not self.keyframes)
-        self.size = hw
-        self.keyframes.set(t, value)
+        with self._exclusive(f"annotate frame {t}"):
+            value = self.codec.check(t, label, hw)
+            self.size = hw
+            self.keyframes.set(t, value)
 
     @property
     def label_ids(self) -> list[int]:
@@ -167,8 +172,27 @@ class Session:
             raise KeyError(f"frame {t} is not annotated; annotated: {sorted(self.keyframes)}")
         if len(self.keyframes) == 1:
             raise ValueError("cannot remove the only keyframe")
-        self.keyframes.remove(t)
-        self.results.pop(t, None)
+        with self._exclusive(f"remove frame {t}"):
+            self.keyframes.remove(t)
+            self.codec.forget(t)
+            self.results.pop(t, None)
+
+    @contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        """Hold the session for a run or a change: a change inside a `run()` loop is an
+        error (the loop would not see it); another thread's call waits for the run to end."""
+        if self._owner == threading.get_ident():
+            raise RuntimeError(
+                f"cannot {what} while this session's run() is being iterated: finish the "
+                "loop (or break out of it) first, then run again (only the stretches next "
+                "to a change are recomputed)"
+            )
+        with self._lock:
+            self._owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._owner = None
 
     # ------------------------------------------------------------------ running
 
@@ -178,9 +202,20 @@ class Session:
 
     def run(self) -> Iterator[FrameResult]:
         """Recompute what the annotations changed; yield those frames' results in order
-        (keyframes included), each as soon as it is final."""
+        (keyframes included), each as soon as it is final. The session cannot change while
+        the loop runs (annotate after it); other threads' calls wait for it."""
+        with self._exclusive("run"):
+            yield from self._run()
+
+    def _run(self) -> Iterator[FrameResult]:
         if not self.keyframes:
             raise ValueError("annotate at least one frame before running")
+        if self.codec.objects and len(self.label_ids) == 1:
+            raise ValueError(
+                "the first mask holds no object: every pixel is background (id 0)"
+                if len(self.keyframes) == 1
+                else "no keyframe holds an object: every pixel of every mask is background (id 0)"
+            )
         self._plan()
         history: list[float] = []
         for a, b in self.segments():
@@ -193,8 +228,12 @@ class Session:
 
     def result(self, return_soft: bool = False) -> Propagation:
         """Run what is stale, then every frame's result (needs `keep_results`)."""
-        for _ in self.run():
-            pass
+        with self._exclusive("call result()"):
+            for _ in self._run():
+                pass
+            return self._gather(return_soft)
+
+    def _gather(self, return_soft: bool) -> Propagation:
         if not self.keep_results:
             raise RuntimeError("this session keeps no results (keep_results=False)")
         if not self.codec.objects:
@@ -208,11 +247,7 @@ class Session:
             if return_soft:
                 soft.append(s.cpu())
             confidence.append(_remap_objects(done.stats.confidence, done.ids, self.label_ids))
-        flags = [
-            f
-            for t, done in sorted(self.results.items())
-            for f in conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
-        ]
+        flags = [f for t, done in sorted(self.results.items()) for f in self._flags(t, done)]
         flags += conf.cut_flags([self.similarities.get(t) for t in range(n)])
         flags.sort(key=lambda f: (f.frame, f.kind, -1 if f.object is None else f.object))
         return Propagation(
@@ -252,9 +287,7 @@ class Session:
     def _emit(self, t: int, done: _Done, history: list[float]) -> FrameResult:
         if self.keep_results:
             self.results[t] = done
-        flags = []
-        if self.codec.objects:
-            flags = conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
+        flags = self._flags(t, done) if self.codec.objects else []
         sim = self.similarities.get(t)
         if sim is not None:
             if conf.is_cut(sim, history):
@@ -263,6 +296,14 @@ class Session:
         decoded = self._decoded(t, done.soft)
         score = self.codec.score(decoded, done.stats.confidence)
         return FrameResult(t, decoded, done.soft, score, flags)
+
+    def _flags(self, t: int, done: _Done) -> list[conf.Flag]:
+        """A propagated frame's "lost" flags (objects of the session only), or the flag of
+        a frame left without a result (before the first keyframe, `forward_only`)."""
+        if self.forward_only and t < min(self.keyframes):
+            return [conf.Flag(t, "unpropagated", None, 0.0)]
+        lost = conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
+        return [f for f in lost if f.object in self.label_ids]
 
     def _decoded(self, t: int, soft: torch.Tensor):
         if t in self.keyframes:
@@ -312,7 +353,8 @@ class Session:
         h, w = self.model.grid(*self.size)
         soft = torch.zeros(len(ids), h, w)
         soft[0] = 1
-        return self._single(soft, soft, ids)
+        none = np.zeros(len(ids) - 1)  # no result here: no confidence
+        return _Done(soft, ids, conf.FrameStats(none, none, none, none), np.zeros(len(ids)))
 
     def _pass(self, k: int, frames: Iterable[int], forward: bool) -> Iterator[tuple[int, Any]]:
         """`(t, soft)` of a pass from keyframe `k` over `frames` (in pass order)."""
@@ -348,12 +390,14 @@ def _count_from(start: int, store: FrameStore) -> Iterator[int]:
 
 
 def _remap(soft: torch.Tensor, old: tuple[int, ...], new: list[int]) -> torch.Tensor:
-    """Soft labels over ids `old` -> over ids `new` (a superset; new channels are 0)."""
+    """Soft labels over ids `old` -> over ids `new` (channels of ids new since: 0; of ids
+    gone since, with the keyframes that held them: dropped)."""
     if list(old) == list(new):
         return soft
     out = soft.new_zeros((len(new), *soft.shape[1:]))
     for i, v in enumerate(old):
-        out[new.index(v)] = soft[i]
+        if v in new:
+            out[new.index(v)] = soft[i]
     return out
 
 
@@ -361,7 +405,8 @@ def _remap_objects(values: np.ndarray, old: tuple[int, ...], new: list[int]) -> 
     """Per-object values over `old[1:]` -> over `new[1:]` (objects new since: 1, absent)."""
     out = np.ones(len(new) - 1)
     for i, v in enumerate(old[1:]):
-        out[new.index(v) - 1] = values[i]
+        if v in new:
+            out[new.index(v) - 1] = values[i]
     return out
 
 
