@@ -571,11 +571,13 @@ def test_a_content_length_longer_than_the_body_is_a_truncated_transfer(server: _
     _no_litter()
 
 
-def test_an_unreadable_content_length_is_an_error(server: _Server):
+@pytest.mark.parametrize("declared", ["lots", "-5", "1e6"])
+def test_an_unreadable_content_length_is_an_error(server: _Server, declared: str):
     server.bodies["/odd.pth"] = PAYLOAD
-    server.lengths["/odd.pth"] = "lots"
+    server.lengths["/odd.pth"] = declared
     source = hub.Source("odd", "odd.pth", url=server.url + "/odd.pth")
-    with pytest.raises(hub.WeightsUnavailableError, match="unreadable Content-Length 'lots'"):
+    expected = f"unreadable Content-Length '{declared}'"
+    with pytest.raises(hub.WeightsUnavailableError, match=expected):
         hub.fetch(source, timeout=10)
     _no_litter()
 

@@ -8,7 +8,7 @@ the process id, and is moved into place with `os.replace` only once verified
 killed earlier download (its process is gone) are removed when the next download of that
 file starts.
 
-Only a checkpoint is cached: a body shorter than its Content-Length is refused at once, and
+Only a checkpoint is cached: a body shorter than its Content-Length is refused, and
 without a full published hash the file must load safely (`check_checkpoint`: read by its
 content, `torch.load(weights_only=True)` or safetensors) before it is cached and pinned. An
 HTML page, a JSON error body or a body cut short without a Content-Length is a
@@ -212,7 +212,7 @@ def _declared_length(url: str, resp: http.client.HTTPResponse) -> int | None:
     raw = resp.headers.get("Content-Length")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    if not re.fullmatch(r"[0-9]+", raw.strip()):
         raise WeightsUnavailableError(
             f"{url}: unreadable Content-Length {raw!r} (expected a number of bytes); "
             "nothing was cached"
