@@ -251,7 +251,7 @@ CASES = [
     Case(
         "unreadable mask",
         ValueError,
-        "cannot read mask",
+        "cannot read image",
         lambda w: w.propagate(mask=w.file("bad.png", b"garbage")),
     ),
     Case(

@@ -10,16 +10,58 @@ import re
 import numpy as np
 import pytest
 import torch
-from bad_inputs import PROPERTY, Case, Inputs, case_id, check
+from bad_inputs import PROPERTY, TOY, Case, Inputs, Run, case_id, check
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image
 from toys import PooledColour
 
 import sfcprop
+from sfcprop import io
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RNG = np.random.default_rng(0)
+
+
+def _keys(w: Inputs, **masks) -> Run:
+    """Keyframe masks `f0=..., f3=...` (arrays, written as PNGs, or file names already in
+    `w.tmp`): the API gets `{t: array}`, the command their folder."""
+    folder = w.tmp / "keys"
+    folder.mkdir()
+    api = {}
+    for stem, mask in masks.items():
+        t = int(stem.strip("f").split(".")[0])
+        name = stem if "." in stem else f"{stem}.png"
+        if name.endswith(".npy"):
+            np.save(folder / name, mask)
+            api[t] = folder / name
+        elif isinstance(mask, Image.Image):
+            mask.save(folder / name)
+            api[t] = folder / name
+        else:
+            Image.fromarray(mask).save(folder / name)
+            api[t] = mask
+    net = PooledColour().eval()
+    argv = ["propagate", w.frames, folder, "--backbone", TOY]
+    return Run(lambda: sfcprop.propagate(w.frames, api, net), argv)
+
+
+def _palette_png(ids: np.ndarray) -> Image.Image:
+    img = Image.fromarray(ids.astype(np.uint8), mode="P")
+    img.putpalette(io.DAVIS_PALETTE)
+    return img
+
+
+def _colour(w: Inputs) -> np.ndarray:
+    rgb = np.zeros((48, 80, 3), np.uint8)
+    rgb[w.clip.masks[0].numpy() == 1] = (200, 30, 30)
+    return rgb
+
+
+def _binary(w: Inputs, obj: int = 1) -> np.ndarray:
+    return np.where(w.clip.masks[3].numpy() == obj, 255, 0).astype(np.uint8)
+
 
 CASES = [
     # ------------------------------------------------------------------ ids
@@ -53,6 +95,45 @@ CASES = [
         ValueError,
         "frame 0 is (48, 80) (H, W) but its mask is (40, 80)",
         lambda w: w.propagate(mask=w.npy("small.npy", w.clip.masks[0][:40].numpy())),
+    ),
+    # ------------------------------------------------------------------ keyframes disagree
+    Case(
+        "a colour keyframe beside a palette one",
+        ValueError,
+        "is a colour mask but the mask of frame 0",
+        lambda w: _keys(w, f0=_palette_png(w.clip.masks[0].numpy()), f3=_colour(w)),
+    ),
+    Case(
+        "a palette keyframe after colour ones",
+        ValueError,
+        "holds ids but the mask of frame 0",
+        lambda w: _keys(w, f0=_colour(w), f3=_palette_png(w.clip.masks[3].numpy())),
+    ),
+    Case(
+        "a binary keyframe beside numbered objects",
+        ValueError,
+        "is a binary 0/255 mask (one object, read as id 1) but other keyframes number their "
+        "objects [2]",
+        lambda w: _keys(w, f0=w.clip.masks[0].numpy().astype(np.uint8), f3=_binary(w, 2)),
+    ),
+    Case(
+        "ids 1 and 255 after a binary keyframe",
+        ValueError,
+        "holds ids 1 and 255, but a binary 0/255 keyframe was read as object 1",
+        lambda w: _keys(
+            w,
+            f0=_binary(w),
+            f3=np.where(w.clip.masks[3].numpy() == 2, 1, _binary(w)).astype(np.uint8),
+        ),
+    ),
+    Case(
+        "two keyframe files for one frame",
+        ValueError,
+        "name the same frame",
+        lambda w: Run(
+            None,
+            _keys(w, f3=_binary(w), **{"f3.npy": _binary(w)}).argv,
+        ),
     ),
     Case(
         "points outside the frame",

@@ -7,11 +7,25 @@ from __future__ import annotations
 import math
 
 import pytest
-from bad_inputs import Case, Inputs, case_id, check
+import torch
+from bad_inputs import Case, Inputs, Run, case_id, check
 
+import sfcprop
 from sfcprop.core.budget import MemoryBudgetError
+from sfcprop.core.features import FeatureError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _negative_variance(w: Inputs) -> Run:
+    """ImageNet ResNet-18 weights, finite, one BatchNorm variance negative: NaN features."""
+    state = w.trunk_state()
+    state["layer1.0.bn2.running_var"][5] = -0.5
+    torch.save(state, w.tmp / "nan.pth")
+    run = w.backbone("imagenet-r18", w.tmp / "nan.pth")
+    net = sfcprop.backbone("imagenet-r18", weights=w.tmp / "nan.pth")
+    return Run(lambda: sfcprop.propagate(w.frames, w.mask, net), run.argv)
+
 
 CASES = [
     Case(
@@ -68,6 +82,12 @@ CASES = [
         lambda w: w.propagate(size=(0, 32)),
         cli_message="argument --size: sizes must be positive, got '0x32'",
         code=2,
+    ),
+    Case(
+        "weights that give NaN features",
+        FeatureError,
+        "layer1.0.bn2.running_var holds 1 negative variance(s)",
+        _negative_variance,
     ),
     Case(
         "over max_memory",

@@ -12,10 +12,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from sfcprop.io.atomic import atomic_path
-from sfcprop.io.frames import _one_line
+from sfcprop.io.frames import _one_line, open_image
 
 
 def _davis_palette() -> list[int]:
@@ -79,13 +79,11 @@ def read_raw(mask: MaskSource) -> RawMask:
             raise ValueError(f"cannot read mask {mask}: {_one_line(e)}") from None
         return _raw_array(array, str(mask))
     try:
-        with Image.open(mask) as img:
-            _refuse_lossy(img, mask)
-            return _raw_image(ImageOps.exif_transpose(img), str(mask))
+        img = open_image(mask)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such mask file: {mask}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read mask {mask}: {e}") from None
+    _refuse_lossy(img, mask)
+    return _raw_image(img, str(mask))
 
 
 def _is_colour(mask) -> bool:

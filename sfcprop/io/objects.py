@@ -64,7 +64,7 @@ class ObjectTable:
 
     def _colour(self, raw: RawMask, name: str) -> tuple[np.ndarray, Callable[[], None]]:
         if self._ids_from:
-            raise ValueError(_mixed(name, "a colour mask", self._ids_from, "holds ids"))
+            raise ValueError(_mixed(name, "is a colour mask", self._ids_from, "holds ids"))
         colours = dict(self.colours) or {v * GREY: i for v, i in self.greys.items()}
         codes = raw.array.astype(np.int64) * GREY if raw.array.ndim == 2 else _rgb24(raw.array)
         unique, inverse = np.unique(codes, return_inverse=True)

@@ -3,7 +3,15 @@ soft / part maps, keypoints), the ids of a mask, and all resizing (frames, ids, 
 """
 
 from sfcprop.labels.codecs import KeypointCodec, MaskCodec, SoftCodec, check_points
-from sfcprop.labels.ids import MAX_ID, MAX_LABELS, decode, label_ids, one_hot, to_grid
+from sfcprop.labels.ids import (
+    MAX_ID,
+    MAX_LABELS,
+    decode,
+    keep_objects,
+    label_ids,
+    one_hot,
+    to_grid,
+)
 from sfcprop.labels.keypoints import decode_keypoints, encode_keypoints, grid_size
 from sfcprop.labels.resize import resize_frame, resize_ids, resize_soft
 
@@ -18,6 +26,7 @@ __all__ = [
     "decode_keypoints",
     "encode_keypoints",
     "grid_size",
+    "keep_objects",
     "label_ids",
     "one_hot",
     "resize_frame",
