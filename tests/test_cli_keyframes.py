@@ -116,3 +116,18 @@ def test_the_weights_file_is_named_at_the_start(tmp_path, capsys):
     assert rc == 0, err
     line = next(ln for ln in err.splitlines() if ln.startswith("weights: "))
     assert "fc" in line and "fc-r18-sfcprop.safetensors" in line  # the shipped model's file
+
+
+def test_forward_only_says_which_frames_have_no_result(video, tmp_path, capsys):
+    clip, frames, keys = video
+    (keys / "00000.png").unlink()  # the first keyframe is frame 8
+    out = tmp_path / "o"
+    argv = ["propagate", frames, keys, "--out", out, "--backbone", TOY, "--forward-only"]
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0
+    assert "frames 0-7 (00000 to 00007) have no result (--forward-only" in err
+    flags = json.loads((out / "flags.json").read_text())["flags"]
+    assert [f["frame"] for f in flags if f["kind"] == "unpropagated"] == list(range(8))
+    with open(out / "confidence.csv") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["frame"]) < 8]
+    assert rows and all(float(r["confidence"]) == 0 for r in rows)

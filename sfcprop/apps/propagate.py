@@ -204,6 +204,14 @@ def _summary(objects, rows, flags) -> None:
                 f"warning: likely scene cut at frame {f.frame} ({name}): add a keyframe there",
                 file=sys.stderr,
             )
+    empty = [(f.frame, name) for name, f in flags if f.kind == "unpropagated"]
+    if empty:
+        print(
+            f"warning: frames {empty[0][0]}-{empty[-1][0]} ({empty[0][1]} to {empty[-1][1]}) "
+            "have no result (--forward-only, before the first keyframe): their masks are "
+            "background and their confidence 0",
+            file=sys.stderr,
+        )
 
 
 def _overlay(frame, ids, palette):

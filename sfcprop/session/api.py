@@ -75,13 +75,16 @@ def propagate(
 ) -> Propagation:
     """Propagate object masks through `frames`.
 
-    frames: uint8 `[T, 3, H, W]` tensor, `[T, H, W, 3]` numpy array, list of PIL images
-    or image paths, a folder of images or a video file. annotations: the first frame's
-    mask (`[H, W]` integer ids, 0 = background, or a palette/greyscale PNG path), or a
+    frames: `[T, 3, H, W]` tensor, `[T, H, W, 3]` numpy array (uint8; 16-bit and float
+    in [0, 1] are scaled to 8 bits), list of PIL images or image paths, a folder of images
+    or a video file. annotations: the first frame's mask (`[H, W]` integer ids, 0 =
+    background, `[H, W, 3]` colours, or a palette / greyscale / colour PNG path), or a
     mapping `{frame index: mask}` of keyframes: frames between two keyframes combine a
     forward and a backward pass (`rule`, see `combine`; `forward_only` for one
-    direction); an object may first appear at any keyframe; annotated frames come back
-    as given. Settings (`Config` fields, e.g. `preset="davis"`, `topk`, `radius`,
+    direction); one object table numbers every keyframe (`sfcprop.io.ObjectTable`: a
+    colour is one object in every keyframe); an object may first appear at any keyframe
+    and a keyframe may show none; annotated frames come back as given. Settings (`Config`
+    fields, e.g. `preset="davis"`, `topk`, `radius`,
     `short_side`, `precision`, `max_memory`, `device`; see `Propagator`). progress: a bar
     (None: where a person is watching, a terminal or a notebook). Returns a
     `Propagation`: the ids of every frame, per-object confidence and the frames to check

@@ -35,8 +35,10 @@ CUT_HISTORY = 20
 
 @dataclass(frozen=True)
 class Flag:
-    """A frame to check: `kind` "lost" (object `object` lost) or "cut" (likely scene cut,
-    `object` None); `value`: the area ratio or the similarity that raised it."""
+    """A frame to check: `kind` "lost" (object `object` lost), "cut" (likely scene cut,
+    `object` None) or "unpropagated" (no result: before the first keyframe with
+    `forward_only`; `object` None); `value`: the area ratio or the similarity that raised
+    it (0 for "unpropagated")."""
 
     frame: int
     kind: str

@@ -50,8 +50,10 @@ class Session:
     labels' checks, so that bad annotations fail before any weights are read).
     frames: anything `sfcprop.io.iter_frames` reads (a video or an iterator is decoded once
     into a bounded cache, see `FrameStore`). codec: what the annotations are
-    (`sfcprop.labels.codecs`): masks by default (`[H, W]` ids; the objects are the union of the
-    keyframes' ids, and an object may first appear at any keyframe), `SoftCodec()` for
+    (`sfcprop.labels.codecs`): masks by default (`[H, W]` ids or colours, one object table
+    for every keyframe; the objects are the union of the keyframes' ids, an object may
+    first appear at any keyframe, and a keyframe may show none, as long as one keyframe
+    shows an object), `SoftCodec()` for
     soft / part maps, `KeypointCodec()` for points. rule: how a frame between two
     keyframes combines the two passes (`RULES`); forward_only: each keyframe only forward
     (frames before the first keyframe stay background). feature_cache: bytes of feature
@@ -59,6 +61,9 @@ class Session:
     `max_memory` leaves less). keep_passes: keep both passes' soft labels of the frames
     between two keyframes in `passes` (to compare rules without recomputing). `preset` and
     other keywords (`Config` fields) build the model in the second form.
+
+    Changing the keyframes inside a `run()` loop is refused (finish or break the loop,
+    then run again); calls from other threads wait for a run to end.
     """
 
     def __init__(
