@@ -54,3 +54,24 @@ class _Done:
     ids: tuple[int, ...]
     stats: conf.FrameStats
     ref: np.ndarray  # [L] reference areas
+
+
+def remap(soft: torch.Tensor, old: tuple[int, ...], new: list[int]) -> torch.Tensor:
+    """Soft labels over ids `old` -> over ids `new` (channels of ids new since: 0; of ids
+    gone since, with the keyframes that held them: dropped)."""
+    if list(old) == list(new):
+        return soft
+    out = soft.new_zeros((len(new), *soft.shape[1:]))
+    for i, v in enumerate(old):
+        if v in new:
+            out[new.index(v)] = soft[i]
+    return out
+
+
+def remap_objects(values: np.ndarray, old: tuple[int, ...], new: list[int]) -> np.ndarray:
+    """Per-object values over `old[1:]` -> over `new[1:]` (objects new since: 1, absent)."""
+    out = np.ones(len(new) - 1)
+    for i, v in enumerate(old[1:]):
+        if v in new:
+            out[new.index(v) - 1] = values[i]
+    return out

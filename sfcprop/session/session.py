@@ -29,7 +29,7 @@ from sfcprop.session import confidence as conf
 from sfcprop.session.cache import FeatureCache
 from sfcprop.session.combine import DEFAULT_RULE, RULES, combine
 from sfcprop.session.keyframes import Keyframes
-from sfcprop.session.results import FrameResult, Propagation, _Done
+from sfcprop.session.results import FrameResult, Propagation, _Done, remap, remap_objects
 
 DEFAULT_FEATURE_CACHE = 1 << 30
 
@@ -247,11 +247,11 @@ class Session:
         ids, soft, confidence = [], [], []
         for t in range(n):
             done = self.results[t]
-            s = _remap(done.soft, done.ids, self.label_ids)
+            s = remap(done.soft, done.ids, self.label_ids)
             ids.append(self._decoded(t, s))
             if return_soft:
                 soft.append(s.cpu())
-            confidence.append(_remap_objects(done.stats.confidence, done.ids, self.label_ids))
+            confidence.append(remap_objects(done.stats.confidence, done.ids, self.label_ids))
         flags = [f for t, done in sorted(self.results.items()) for f in self._flags(t, done)]
         flags += conf.cut_flags([self.similarities.get(t) for t in range(n)])
         flags.sort(key=lambda f: (f.frame, f.kind, -1 if f.object is None else f.object))
@@ -392,27 +392,6 @@ def _count_from(start: int, store: FrameStore) -> Iterator[int]:
     while store.has(t):
         yield t
         t += 1
-
-
-def _remap(soft: torch.Tensor, old: tuple[int, ...], new: list[int]) -> torch.Tensor:
-    """Soft labels over ids `old` -> over ids `new` (channels of ids new since: 0; of ids
-    gone since, with the keyframes that held them: dropped)."""
-    if list(old) == list(new):
-        return soft
-    out = soft.new_zeros((len(new), *soft.shape[1:]))
-    for i, v in enumerate(old):
-        if v in new:
-            out[new.index(v)] = soft[i]
-    return out
-
-
-def _remap_objects(values: np.ndarray, old: tuple[int, ...], new: list[int]) -> np.ndarray:
-    """Per-object values over `old[1:]` -> over `new[1:]` (objects new since: 1, absent)."""
-    out = np.ones(len(new) - 1)
-    for i, v in enumerate(old[1:]):
-        if v in new:
-            out[new.index(v) - 1] = values[i]
-    return out
 
 
 def _keyframes(annotations) -> dict[int, Any]:
