@@ -7,6 +7,12 @@
     143  terminated (SIGTERM, handled like Ctrl-C: `finally` blocks and the cleanup of
          staging folders run)
 
+While a command runs, the signals are remembered as well as raised: a library that
+swallows the KeyboardInterrupt (a bare `except:`, a `__del__`; torch's import of sympy
+does, through mpmath) cannot make the run go on to write its output and exit 0.
+`check_interrupted()` raises it again (the staging of output folders and the progress
+bars call it), and a command that returns after one ends with 130 (143) all the same.
+
 `SFCPROP_TRACEBACK=1` shows the traceback of a failure instead of its one line.
 """
 
@@ -50,16 +56,31 @@ class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so that a run unwinds as on Ctrl-C."""
 
 
+_received: list[type[BaseException]] = []  # signals of the running command, as exceptions
+_active = False  # whether a command runs under `_signals_raise`
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt (Terminated) if Ctrl-C (SIGTERM) came while the command
+    runs, even where the exception was caught and dropped on its way."""
+    if _received:
+        raise _received[0]
+
+
 def run_command(command: Callable[[], int | None]) -> int:
     """Run `command()` under the policy; its return value (None: 0) or the failure's
     exit code. SystemExit (argparse's usage errors, --help) passes through."""
     try:
-        with _sigterm_raises():
-            return int(command() or 0)
+        with _signals_raise():
+            status = int(command() or 0)
+            check_interrupted()  # one that something swallowed
+            return status
     except KeyboardInterrupt:
+        _received.clear()  # reported: a command that ran this one does not report it again
         report("interrupted")
         return INTERRUPTED
     except Terminated:
+        _received.clear()
         report("terminated")
         return TERMINATED
     except UsageError as e:
@@ -106,22 +127,37 @@ def require_device(device: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While the block runs, the first SIGTERM raises `Terminated` (later ones are
-    ignored, so that cleanup finishes). Only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
+def _signals_raise() -> Iterator[None]:
+    """While the block runs, SIGINT raises KeyboardInterrupt (each time, as Python's own
+    handler) and the first SIGTERM `Terminated` (later ones are ignored, so that cleanup
+    finishes); both are remembered for `check_interrupted`. Only in the main thread, and
+    once: a command run by another (`sfcprop eval`) runs under the handlers of the first."""
+    global _active
+    if threading.current_thread() is not threading.main_thread() or _active:
         yield
         return
-    fired = False
 
-    def handler(signum, frame) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
+    def on_sigint(signum, frame) -> None:
+        _received.append(KeyboardInterrupt)
+        raise KeyboardInterrupt
+
+    def on_sigterm(signum, frame) -> None:
+        if Terminated not in _received:
+            _received.append(Terminated)
             raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    # SIGINT is left alone where Python's own handler is not in place (ignored in a job
+    # started in the background, or handled by the program that runs this command)
+    sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    if sigint:
+        signal.signal(signal.SIGINT, on_sigint)
+    _active = True
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        _active = False
+        _received.clear()

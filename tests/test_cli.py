@@ -237,7 +237,7 @@ def _case(name, clip, tmp_path, inputs):
         return ["propagate", folder, first], "cannot read image"
     if name == "unreadable mask":
         (tmp_path / "bad.png").write_bytes(b"garbage")
-        return ["propagate", folder, tmp_path / "bad.png"], "cannot read mask"
+        return ["propagate", folder, tmp_path / "bad.png"], "cannot read image"
     if name == "rejected video":
         pytest.importorskip("av")
         (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
@@ -551,6 +551,87 @@ def test_frames_folder_with_junk_entries(inputs, tmp_path, capsys):
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f"f{t * 3}.png" for t in range(5))
 
 
+# --------------------------------------------------------------------------- interrupts
+
+
+def _swallowed_ctrl_c() -> None:
+    """A real SIGINT to this process whose KeyboardInterrupt is caught and dropped, as a
+    library's bare `except:` does during start-up (mpmath's, imported with torch._dynamo)."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises here, at once
+    except BaseException:  # noqa: BLE001 - the library's fault, imitated
+        pass
+
+
+@pytest.mark.parametrize("command", ["propagate", "track"])
+def test_a_ctrl_c_that_a_library_swallows_still_interrupts(
+    command, inputs, tmp_path, capsys, monkeypatch
+):
+    """Ctrl-C while the frames are opened (start-up), its exception dropped on the way:
+    exit 130, one line, and no output folder (nor staging, lock or parent)."""
+    import sfcprop.io
+
+    folder, first, _ = inputs
+    (tmp_path / "p.json").write_text("[[10, 10], [40, 20]]")
+    real = sfcprop.io.open_frames
+
+    def open_frames(*args, **kwargs):
+        _swallowed_ctrl_c()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sfcprop.io, "open_frames", open_frames)
+    given = first if command == "propagate" else tmp_path / "p.json"
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    out = tmp_path / "res" / "out"
+    rc, stdout, err = run(capsys, command, folder, given, "--out", out, "--backbone", TOY)
+    assert rc == 130 and err == "sfcprop: error: interrupted\n" and stdout == ""
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    monkeypatch.setattr(sfcprop.io, "open_frames", real)  # the next run is not interrupted
+    rc, _, err = run(capsys, command, folder, given, "--out", out, "--backbone", TOY, "--quiet")
+    assert rc == 0 and out.is_dir(), err
+
+
+SWALLOWING_TOY = """
+import os, signal, time
+from toys import PooledColour
+
+class Swallowing(PooledColour):
+    def __init__(self):
+        super().__init__()
+        try:  # Ctrl-C while the backbone is built, dropped as a bare `except:` drops it
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except BaseException:
+            pass
+"""
+
+
+def test_a_swallowed_ctrl_c_ends_a_real_process_with_130(clip, tmp_path):
+    (tmp_path / "frames").mkdir()
+    for t in range(3):
+        Image.fromarray(clip.frames[t].permute(1, 2, 0).numpy()).save(tmp_path / f"frames/{t}.png")
+    io.write_mask(tmp_path / "m.png", clip.masks[0])
+    (tmp_path / "swallowtoy.py").write_text(SWALLOWING_TOY)
+    path = os.pathsep.join([str(REPO), str(REPO / "tests"), str(tmp_path)])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "sfcprop.apps.cli", "propagate", "frames", "m.png"]
+    cmd += ["--out", "res/out", "--backbone", "swallowtoy:Swallowing", "--gif", "--quiet"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "sfcprop: error: interrupted\n", done.stderr
+    assert done.stdout == "" and not (tmp_path / "res").exists()
+
+
+def test_the_command_loads_numpy_under_the_error_policy():
+    """`sfcprop` imports numpy and torch only once the error policy is in place, so that a
+    Ctrl-C while they load ends as any other (130, one line), not with a traceback."""
+    code = "import sys, sfcprop.apps.cli; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout == "[]\n"
+
+
 def _has_av() -> bool:
     try:
         import av  # noqa: F401
@@ -597,3 +678,20 @@ def test_examples_run_top_to_bottom(path, tmp_path, monkeypatch):
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_examples_run_with_the_shipped_model(path, tmp_path, monkeypatch):
     _run_example(path, tmp_path, monkeypatch, toy=False, data=False)
+
+
+@pytest.mark.parametrize("swallowed", [True, False])
+def test_ctrl_c_in_a_command_run_by_sfcprop_is_reported_once(swallowed, capsys, monkeypatch):
+    """`sfcprop eval` runs under `sfcprop`'s error policy and its own: one line, 130."""
+    import sfcprop.apps.eval
+
+    def run(args):
+        if swallowed:
+            _swallowed_ctrl_c()
+            return 0
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+    monkeypatch.setattr(sfcprop.apps.eval, "_run", run)
+    assert cli.main(["eval", "davis", "--root", "r", "--backbone", "fc", "--out", "o"]) == 130
+    assert capsys.readouterr().err == "sfcprop: error: interrupted\n"

@@ -1,8 +1,10 @@
 """`sfcprop.io.atomic` (the one atomic write) and `sfcprop.io.runs` (output folders locked
-while a run writes them, staged beside them and moved into place when complete)."""
+while a run writes them, staged beside them and moved into place when complete, never
+when Ctrl-C came)."""
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from sfcprop import errors
 from sfcprop.io import runs
 from sfcprop.io.atomic import atomic_path
 from sfcprop.io.masks import write_mask
@@ -153,3 +156,31 @@ def test_staging_left_by_dead_processes_is_removed(tmp_path):
     removed = runs.remove_stale(tmp_path / "out")
     assert removed == [tmp_path / names["dead"]]
     assert listing(tmp_path) == sorted(v for k, v in names.items() if k != "dead")
+
+
+def _swallowed_ctrl_c() -> None:
+    """A real SIGINT to this process, its KeyboardInterrupt caught and dropped, as a
+    library's bare `except:` does (mpmath's, while torch imports sympy)."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises here, at once
+    except BaseException:  # noqa: BLE001 - the library's fault, imitated
+        pass
+
+
+def test_staging_is_not_moved_into_place_after_a_swallowed_ctrl_c(tmp_path):
+    final = tmp_path / "results"
+    written = []
+
+    def command() -> int:
+        with runs.staging(final) as tmp:
+            (tmp / "f0.png").write_bytes(b"a mask")
+            _swallowed_ctrl_c()
+            written.append(tmp)
+        return 0
+
+    assert errors.run_command(command) == errors.INTERRUPTED
+    assert written and listing(tmp_path) == []  # the run went on, its folder did not stay
+    with runs.staging(final) as tmp:  # the next command is not interrupted
+        (tmp / "f0.png").write_bytes(b"a mask")
+    assert listing(final) == ["f0.png"]

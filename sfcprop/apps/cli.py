@@ -8,8 +8,9 @@ folder and a second run into the same `--out` fails at once.
 
 Here: the parser, the dispatch and `demo`; `propagate` and `track` live in their own
 modules (`sfcprop.apps.propagate`, `sfcprop.apps.track`), `eval`, `train-fc` and
-`backbones` are commands of their own, imported only when called (the command starts
-without torch).
+`backbones` are commands of their own. Each is imported only when called, under the error
+policy (a Ctrl-C while numpy or torch load is an interrupt like any other), and the
+command starts without torch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sfcprop import __version__, errors
-from sfcprop.apps import propagate, track
 
 EXAMPLES = """examples:
   sfcprop --version
@@ -61,6 +61,8 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
+    from sfcprop.apps import propagate, track
+
     p = argparse.ArgumentParser(
         prog="sfcprop",
         description="Propagate labels through video (SFC).",
@@ -104,6 +106,8 @@ def _dispatch(argv: list[str]) -> int:
         command, _ = DELEGATED[argv[0]]
         return int(command(argv[1:]) or 0)
     args = _parser().parse_args(argv)
+    from sfcprop.apps import propagate, track
+
     commands = {"demo": _demo, "propagate": propagate.run, "track": track.run}
     return commands[args.command](args)
 

@@ -173,10 +173,15 @@ class Pictures:
 
 def bar(it, total: int | None, quiet: bool, what: str):
     """`it` with the progress bar (`sfcprop.io.progress`), started once its first item is
-    there (the backbone loaded, the first frame read), so that a failure before shows none."""
+    there (the backbone loaded, the first frame read), so that a failure before shows none.
+    A Ctrl-C that a library caught and dropped stops the run at the next item."""
+    from sfcprop import errors
     from sfcprop.io.progress import bar as progress_bar
 
-    return progress_bar(it, enabled=not quiet, total=total, desc=what)
+    errors.check_interrupted()  # one during start-up: before a bar shows
+    for item in progress_bar(it, enabled=not quiet, total=total, desc=what):
+        errors.check_interrupted()
+        yield item
 
 
 def warn_truncated(frames) -> None:

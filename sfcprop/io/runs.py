@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from sfcprop import errors
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -98,13 +100,15 @@ def _acquire(lock: Path, out: Path) -> int:
 def staging(final: str | os.PathLike) -> Iterator[Path]:
     """A new folder beside `final`, owned by this process; when the block succeeds it
     replaces `final` (an existing folder is replaced as a whole) with the permissions a
-    new folder gets under the umask; when it fails it is removed."""
+    new folder gets under the umask; when it fails, or Ctrl-C was pressed during the
+    command even where a library swallowed it (`errors.check_interrupted`), it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
     tmp = _mkdtemp(final, "tmp")
     try:
         yield tmp
+        errors.check_interrupted()
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it owner-only
         _replace(tmp, final)
     except BaseException:

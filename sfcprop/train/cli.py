@@ -8,6 +8,7 @@ from dataclasses import MISSING, fields
 
 import torch
 
+from sfcprop import errors
 from sfcprop.train.batchnorm import pick_images
 from sfcprop.train.config import TrainConfig
 from sfcprop.train.export import ENCODERS, export_trunk
@@ -96,8 +97,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Parse `argv`, then train or export; returns the exit status. `prog`: as
-    `build_parser`."""
+    """Parse `argv`, then train or export; returns the exit status (`sfcprop.errors`'
+    policy). `prog`: as `build_parser`."""
+    return errors.run_command(lambda: _main(argv, prog))
+
+
+def _main(argv: list[str] | None, prog: str | None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.export:

@@ -2,6 +2,13 @@
 
 import sys
 
-from sfcprop.apps.eval import main
+from sfcprop import errors
 
-sys.exit(main())
+
+def _main() -> int:
+    from sfcprop.apps.eval import main  # torch loads under the error policy (Ctrl-C: 130)
+
+    return main()
+
+
+sys.exit(errors.run_command(_main))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sfcprop import errors
 from sfcprop.config import Config
 from sfcprop.io import runs
 
@@ -83,9 +84,13 @@ def _setup(device: str | None) -> tuple[Dist, torch.device]:
 
 
 def bar(iterable: Iterable, quiet: bool, desc: str, unit: str) -> Iterable:
+    """`iterable` with a progress bar; a Ctrl-C that a library dropped stops at the next item."""
     from sfcprop.io.progress import bar as progress_bar
 
-    return progress_bar(iterable, enabled=not quiet, desc=desc, unit=unit)
+    errors.check_interrupted()  # one during start-up: before a bar shows
+    for item in progress_bar(iterable, enabled=not quiet, desc=desc, unit=unit):
+        errors.check_interrupted()
+        yield item
 
 
 def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
@@ -146,6 +151,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     def fmt(v: Any) -> Any:
         return f"{v:.6f}" if isinstance(v, (float, np.floating)) else v
 
+    errors.check_interrupted()  # no tables of a run that Ctrl-C ended
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
