@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from sfcprop.session import confidence
-from sfcprop.session.confidence import AREA_FLOOR, Flag, areas, frame_stats, is_cut, lost_flags
+from sfcprop.session.confidence import Flag, areas, frame_stats, is_cut, lost_flags
+from sfcprop.session.estimate import AREA_FLOOR
+
+OLD = "certainty-area"  # the 0.2 formula, by name
 
 
 def soft_map(winners: list[list[int]], values: list[list[float]], channels: int = 3):
@@ -31,23 +34,25 @@ def test_areas_count_the_cells_each_channel_wins():
 
 def test_certainty_area_and_confidence_by_hand():
     ref = np.array([2.0, 6.0, 2.0])  # object 1 had 6 cells, object 2 had 2
-    stats = frame_stats(SOFT, ref)
+    stats = frame_stats(SOFT, ref, method=OLD)
     np.testing.assert_allclose(stats.certainty, [(0.9 + 0.7 + 0.5) / 3, 0.6], rtol=1e-6)
     np.testing.assert_allclose(stats.area, [0.5, 0.5])  # 3 of 6, 1 of 2
     np.testing.assert_allclose(stats.agreement, [1.0, 1.0])  # one pass
     # an object at half its keyframe area is above AREA_FLOOR: confidence = certainty
     np.testing.assert_allclose(stats.confidence, stats.certainty)
-    shrunk = frame_stats(SOFT, np.array([2.0, 30.0, 2.0]))  # object 1: 3 of 30 cells
+    shrunk = frame_stats(SOFT, np.array([2.0, 30.0, 2.0]), method=OLD)  # object 1: 3 of 30 cells
     assert shrunk.area[0] == pytest.approx(0.1)
     want = 0.7 * (0.1 / AREA_FLOOR)  # certainty 0.7, scaled by the area below the floor
     assert shrunk.confidence[0] == pytest.approx(want)
 
 
 def test_area_is_capped_at_1_and_absent_objects_are_certain():
-    grown = frame_stats(SOFT, np.array([2.0, 1.0, 0.0]))  # object 1: 3 cells of a keyframe 1
+    grown = frame_stats(
+        SOFT, np.array([2.0, 1.0, 0.0]), method=OLD
+    )  # object 1: 3 cells of a keyframe 1
     assert grown.area.tolist() == [1.0, 1.0]  # object 2: no keyframe area, a ratio of 1
     gone = soft_map([[0, 0], [0, 0]], [[0.7, 0.7], [0.7, 0.7]])
-    stats = frame_stats(gone, np.array([1.0, 0.0, 3.0]))
+    stats = frame_stats(gone, np.array([1.0, 0.0, 3.0]), method=OLD)
     assert stats.confidence.tolist() == [1.0, 0.0]  # 1: absent there and here; 2: lost
     assert stats.certainty.tolist() == [1.0, 0.0] and stats.area.tolist() == [1.0, 0.0]
 
@@ -56,7 +61,7 @@ def test_agreement_is_the_iou_of_the_two_passes():
     forward = soft_map([[1, 1, 0], [2, 0, 0]], [[0.9] * 3] * 2)
     backward = soft_map([[0, 1, 1], [2, 0, 0]], [[0.9] * 3] * 2)
     both = torch.stack([forward, backward])
-    stats = frame_stats((forward + backward) / 2, np.array([2.0, 2.0, 1.0]), both)
+    stats = frame_stats((forward + backward) / 2, np.array([2.0, 2.0, 1.0]), both, method=OLD)
     np.testing.assert_allclose(stats.agreement, [1 / 3, 1.0])  # object 1: 1 cell of 3
 
 
@@ -65,15 +70,15 @@ def test_lost_flags_follow_the_area():
     soft[0] = 1
     soft[:, 0, 0] = torch.tensor([0.0, 1.0, 0.0])  # object 1 keeps 1 cell of its 16
     ref = np.array([0.0, 16.0, 0.0])
-    stats = confidence.frame_stats(soft, ref)
+    stats = confidence.frame_stats(soft, ref, method=OLD)
     assert stats.area[0] == 1 / 16
-    assert stats.confidence[0] == pytest.approx((1 / 16) / confidence.AREA_FLOOR)
+    assert stats.confidence[0] == pytest.approx((1 / 16) / AREA_FLOOR)
     assert stats.confidence[1] == 1  # object 2: absent from its keyframe and here
     assert confidence.lost_flags(7, stats, ref, [1, 2]) == [confidence.Flag(7, "lost", 1, 1 / 16)]
 
 
 def test_lost_flags_name_the_objects_id_and_skip_those_absent_from_the_keyframe():
-    stats = confidence.FrameStats(*[np.array([0.05, 0.0, 0.5])] * 4)
+    stats = confidence.FrameStats(*[np.array([0.05, 0.0, 0.5])] * 7)
     ref = np.array([5.0, 10.0, 0.0, 4.0])  # the object of id 9 is absent from its keyframe
     assert lost_flags(3, stats, ref, [4, 9, 12]) == [Flag(3, "lost", 4, 0.05)]
 

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from sfcprop import errors
 from sfcprop.apps.common import Pictures, add_common, backbone_arg, bar, check_out, warn_truncated
 
@@ -57,6 +59,14 @@ def add_parser(sub) -> None:
         default=DEFAULT_RULE,
         help="how a frame between two keyframes combines the two passes (default: %(default)s)",
     )
+    p.add_argument(
+        "--suggest",
+        type=int,
+        default=3,
+        metavar="N",
+        help="suggest the N frames to annotate next (in flags.json and printed; default: "
+        "%(default)s, 0 for none)",
+    )
     add_common(p, "parameter set (default: davis, or davis-sfc with --semantic)")
 
 
@@ -85,10 +95,14 @@ def run(args: argparse.Namespace) -> int:
                     (r.t, name, obj, float(c)) for obj, c in zip(objects, r.confidence, strict=True)
                 ]
                 flags += [(name, f) for f in r.flags]
-            _write_confidence(tmp, rows, flags, sorted(keys))
+            suggested = _suggest(rows, objects, sorted(keys), args.suggest)
+            _write_confidence(tmp, rows, flags, sorted(keys), suggested)
     if not args.quiet:
         print(f"wrote {len(rows) // max(1, len(objects))} masks to {out}{pictures.summary()}")
         _summary(objects, rows, flags)
+        if suggested:
+            names = ", ".join(f"{t} ({store.name(t)})" for t in suggested)
+            print(f"annotate next: frames {names} (expected to improve the video most)")
     warn_truncated(frames)
     return 0
 
@@ -162,8 +176,22 @@ def _say_weights(prop, quiet: bool) -> None:
             print(f"weights: {about}", file=sys.stderr)
 
 
-def _write_confidence(folder: Path, rows, flags, keyframes) -> None:
-    """`confidence.csv` (frame,name,object,confidence) and `flags.json`."""
+def _suggest(rows, objects: list[int], keyframes: list[int], n: int) -> list[int]:
+    """The frames to annotate next, from the rows of `confidence.csv`."""
+    from sfcprop.session.suggest import suggest_keyframes
+
+    if n <= 0 or not rows:
+        return []
+    frames = 1 + max(t for t, *_ in rows)
+    confidence = np.ones((frames, len(objects)))
+    for t, _name, obj, c in rows:
+        confidence[t, objects.index(obj)] = c
+    return suggest_keyframes(confidence, keyframes, n)
+
+
+def _write_confidence(folder: Path, rows, flags, keyframes, suggested) -> None:
+    """`confidence.csv` (frame,name,object,confidence) and `flags.json` (keyframes, flags,
+    the frames suggested to annotate next)."""
     import csv
 
     with open(folder / "confidence.csv", "w", newline="") as f:
@@ -175,7 +203,8 @@ def _write_confidence(folder: Path, rows, flags, keyframes) -> None:
         for name, f in flags
     ]
     (folder / "flags.json").write_text(
-        json.dumps({"keyframes": keyframes, "flags": items}, indent=1) + "\n"
+        json.dumps({"keyframes": keyframes, "flags": items, "suggested": suggested}, indent=1)
+        + "\n"
     )
 
 

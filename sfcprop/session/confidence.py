@@ -21,13 +21,16 @@ mean best cosine within the radius, `propagator.similarity`) is at least `CUT_MI
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-LOST_AREA = 0.1
-AREA_FLOOR = 0.25
+from sfcprop.session.estimate import DEFAULT_METHOD, estimate
+
+LOST_AREA = 0.1  # "certainty-area": lost below this area ratio
+LOST_J = 0.2  # "calibrated": lost where the estimated J is below this
 CUT_FACTOR = 4.0  # a cut: dissimilarity this many times the recent median ...
 CUT_MIN = 0.05  # ... and at least this (1 - mean best cosine)
 CUT_HISTORY = 20
@@ -49,12 +52,24 @@ class Flag:
 @dataclass(frozen=True)
 class FrameStats:
     """Per-object measures of one frame: each `[objects]` float64 (channel 0, the
-    background, left out)."""
+    background, left out). `confidence` is the estimate of the frame's J
+    (`sfcprop.session.estimate`); `area` the area ratio capped at 1, `growth` uncapped;
+    `similarity` the cosine of the object's mean feature with its keyframe's; `distance`
+    the frames to the nearest keyframe (the same for every object)."""
 
     confidence: np.ndarray
     certainty: np.ndarray
     area: np.ndarray
     agreement: np.ndarray
+    growth: np.ndarray
+    similarity: np.ndarray
+    distance: np.ndarray
+
+    @classmethod
+    def constant(cls, objects: int, value: float) -> FrameStats:
+        """Every measure `value` (a keyframe: 1, as given; a frame without result: 0)."""
+        v = np.full(objects, float(value))
+        return cls(v, v, v, v, v, v, np.zeros(objects))
 
 
 def areas(soft: torch.Tensor) -> np.ndarray:
@@ -63,14 +78,40 @@ def areas(soft: torch.Tensor) -> np.ndarray:
     return torch.bincount(won, minlength=soft.shape[0]).double().cpu().numpy()
 
 
+def prototypes(features: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """The unit mean feature `[L, C]` of the cells each channel of `soft` `[L, h, w]` wins
+    in `features` `[C, h, w]` (zero for a channel that wins none)."""
+    won = soft.argmax(dim=0).flatten()
+    flat = features.float().flatten(1).T  # [h w, C]
+    sums = torch.zeros(soft.shape[0], flat.shape[1], device=flat.device)
+    sums.index_add_(0, won.to(flat.device), flat)
+    return F.normalize(sums, dim=1)
+
+
+def prototype_similarity(
+    features: torch.Tensor, soft: torch.Tensor, key: torch.Tensor
+) -> np.ndarray:
+    """`[L]` cosine of each channel's prototype in this frame with the keyframe's `key`
+    `[L, C]` (`prototypes`); 0 where either is empty."""
+    return (prototypes(features, soft) * key.to(features.device)).sum(1).double().cpu().numpy()
+
+
 def frame_stats(
-    soft: torch.Tensor, ref_area: np.ndarray, other: torch.Tensor | None = None
+    soft: torch.Tensor,
+    ref_area: np.ndarray,
+    other: torch.Tensor | None = None,
+    *,
+    similarity: np.ndarray | None = None,
+    distance: int = 0,
+    method: str = DEFAULT_METHOD,
 ) -> FrameStats:
     """Measures of the frame with soft labels `soft` `[L, h, w]` (combined passes).
 
     ref_area `[L]`: cells of each channel in the keyframe(s) the frame came from (their
     mean for two); other: `(forward, backward)` soft labels stacked `[2, L, h, w]` when the
-    frame lies between two keyframes."""
+    frame lies between two keyframes; similarity `[L]`: `prototype_similarity` (None: 1);
+    distance: frames to the nearest keyframe; method: how the measures become the
+    confidence (`sfcprop.session.estimate.METHODS`)."""
     won = soft.argmax(dim=0)
     area = areas(soft)
     picked = soft.gather(0, won[None])[0]
@@ -78,8 +119,8 @@ def frame_stats(
     sums.index_add_(0, won.flatten(), picked.flatten().double())
     certainty = np.divide(sums.cpu().numpy(), area, out=np.zeros_like(area), where=area > 0)
     ref = np.asarray(ref_area, dtype=np.float64)
-    ratio = np.divide(area, ref, out=np.ones_like(area), where=ref > 0)
-    ratio = np.minimum(ratio, 1.0)
+    growth = np.divide(area, ref, out=np.ones_like(area), where=ref > 0)
+    ratio = np.minimum(growth, 1.0)
     agreement = np.ones_like(area)
     if other is not None:
         fw, bw = other[0].argmax(dim=0), other[1].argmax(dim=0)
@@ -90,17 +131,37 @@ def frame_stats(
                 agreement[l] = int((a & b).sum()) / union
     absent = (ref == 0) & (area == 0)
     certainty[absent] = 1.0
-    confidence = np.where(absent, 1.0, certainty * np.minimum(1.0, ratio / AREA_FLOOR))
-    return FrameStats(np.clip(confidence[1:], 0, 1), certainty[1:], ratio[1:], agreement[1:])
+    sim = np.ones_like(area) if similarity is None else np.asarray(similarity, np.float64)
+    stats = FrameStats(
+        np.zeros(len(area) - 1),
+        certainty[1:],
+        ratio[1:],
+        agreement[1:],
+        growth[1:],
+        sim[1:],
+        np.full(len(area) - 1, float(distance)),
+    )
+    confidence = np.where(absent[1:], 1.0, estimate(stats, method))
+    return replace(stats, confidence=np.clip(confidence, 0, 1))
 
 
-def lost_flags(t: int, stats: FrameStats, ref_area: np.ndarray, ids: Sequence[int]) -> list[Flag]:
-    """ "lost" flags of frame `t`: objects present in their keyframe(s) whose area ratio is
-    below `LOST_AREA` (`ids`: the object ids, channel order without the background)."""
+def lost_flags(
+    t: int,
+    stats: FrameStats,
+    ref_area: np.ndarray,
+    ids: Sequence[int],
+    method: str = DEFAULT_METHOD,
+) -> list[Flag]:
+    """ "lost" flags of frame `t`: objects present in their keyframe(s) whose estimated J is
+    below `LOST_J` ("certainty-area": whose area ratio is below `LOST_AREA`, as in 0.2);
+    `ids`: the object ids, channel order without the background. `value`: that measure."""
     present = np.asarray(ref_area, dtype=np.float64)[1:] > 0
+    measure, below = (
+        (stats.area, LOST_AREA) if method == "certainty-area" else (stats.confidence, LOST_J)
+    )
     return [
-        Flag(t, "lost", int(ids[i]), float(stats.area[i]))
-        for i in np.flatnonzero(present & (stats.area < LOST_AREA))
+        Flag(t, "lost", int(ids[i]), float(measure[i]))
+        for i in np.flatnonzero(present & (measure < below))
     ]
 
 

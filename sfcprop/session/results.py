@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sfcprop.session import confidence as conf
+from sfcprop.session.suggest import suggest_keyframes
 
 
 class FrameResult(NamedTuple):
@@ -46,6 +47,11 @@ class Propagation:
     def lost(self) -> list[tuple[int, int, int]]:
         """`(object id, first frame, last frame)` of each run of frames an object is lost."""
         return conf.lost_runs(self.flags)
+
+    def suggest_keyframes(self, n: int = 3) -> list[int]:
+        """The `n` frames (best first) whose annotation is expected to improve the video most
+        (`sfcprop.session.suggest`): spread over the video, never a keyframe."""
+        return suggest_keyframes(self.confidence.numpy(), self.keyframes, n)
 
 
 @dataclass

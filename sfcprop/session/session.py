@@ -11,9 +11,7 @@ replacing a keyframe recomputes only the stretches next to it, from the features
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,8 @@ from sfcprop.models.base import Correspondence
 from sfcprop.session import confidence as conf
 from sfcprop.session.cache import FeatureCache
 from sfcprop.session.combine import DEFAULT_RULE, RULES, combine
-from sfcprop.session.keyframes import Keyframes
+from sfcprop.session.estimate import DEFAULT_METHOD, METHODS
+from sfcprop.session.keyframes import Keyframes, RunGuard
 from sfcprop.session.results import FrameResult, Propagation, _Done, remap, remap_objects
 
 DEFAULT_FEATURE_CACHE = 1 << 30
@@ -79,11 +78,15 @@ class Session:
         keep_frames: bool = True,
         keep_passes: bool = False,
         codec: Codec | None = None,
+        confidence: str = DEFAULT_METHOD,
         preset: str | Config | None = None,
         **settings: Any,
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        if confidence not in METHODS:
+            raise ValueError(f"confidence must be one of {METHODS}, got {confidence!r}")
+        self.method = confidence
         if isinstance(model, Propagator):
             if frames is None:
                 raise TypeError("Session(model, frames): the frames of the video are missing")
@@ -111,8 +114,7 @@ class Session:
         self.features = FeatureCache(0)
         self.steps = 0  # propagation steps run (each one frame of one pass)
         self.outputs = 0  # bytes the caller keeps, counted against max_memory
-        self._lock = threading.Lock()  # held by a run (or a change) in progress
-        self._owner: int | None = None  # the thread that holds it
+        self._guard = RunGuard()  # a run or a change in progress
 
     @property
     def model(self) -> Propagator:
@@ -161,7 +163,7 @@ class Session:
         hw = tuple(self.store[t].shape[1:])
         if self.size is not None and hw != self.size:
             raise ValueError(f"frame {t} is {hw} (H, W) but frame 0 is {self.size}")
-        with self._exclusive(f"annotate frame {t}"):
+        with self._guard.hold(f"annotate frame {t}"):
             value = self.codec.check(t, label, hw)
             self.size = hw
             self.keyframes.set(t, value)
@@ -177,27 +179,10 @@ class Session:
             raise KeyError(f"frame {t} is not annotated; annotated: {sorted(self.keyframes)}")
         if len(self.keyframes) == 1:
             raise ValueError("cannot remove the only keyframe")
-        with self._exclusive(f"remove frame {t}"):
+        with self._guard.hold(f"remove frame {t}"):
             self.keyframes.remove(t)
             self.codec.forget(t)
             self.results.pop(t, None)
-
-    @contextmanager
-    def _exclusive(self, what: str) -> Iterator[None]:
-        """Hold the session for a run or a change: a change inside a `run()` loop is an
-        error (the loop would not see it); another thread's call waits for the run to end."""
-        if self._owner == threading.get_ident():
-            raise RuntimeError(
-                f"cannot {what} while this session's run() is being iterated: finish the "
-                "loop (or break out of it) first, then run again (only the stretches next "
-                "to a change are recomputed)"
-            )
-        with self._lock:
-            self._owner = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._owner = None
 
     # ------------------------------------------------------------------ running
 
@@ -209,7 +194,7 @@ class Session:
         """Recompute what the annotations changed; yield those frames' results in order
         (keyframes included), each as soon as it is final. The session cannot change while
         the loop runs (annotate after it); other threads' calls wait for it."""
-        with self._exclusive("run"):
+        with self._guard.hold("run"):
             yield from self._run()
 
     def _run(self) -> Iterator[FrameResult]:
@@ -233,7 +218,7 @@ class Session:
 
     def result(self, return_soft: bool = False) -> Propagation:
         """Run what is stale, then every frame's result (needs `keep_results`)."""
-        with self._exclusive("call result()"):
+        with self._guard.hold("call result()"):
             for _ in self._run():
                 pass
             return self._gather(return_soft)
@@ -264,6 +249,11 @@ class Session:
             sorted(self.keyframes),
         )
 
+    def suggest_keyframes(self, n: int = 3) -> list[int]:
+        """The `n` frames (best first) whose annotation is expected to improve the video
+        most, after running what is stale (so after each correction, fresh suggestions)."""
+        return self.result().suggest_keyframes(n)
+
     def _plan(self) -> None:
         """Check `max_memory` before any work; size the feature cache."""
         h, w = self.size
@@ -281,8 +271,7 @@ class Session:
     def _keyframe_result(self, t: int) -> FrameResult:
         soft = self._key_soft(t)
         area = conf.areas(soft)
-        ones = np.ones(len(self.label_ids) - 1)
-        stats = conf.FrameStats(ones, ones, ones, ones)  # as given
+        stats = conf.FrameStats.constant(len(self.label_ids) - 1, 1.0)  # as given
         done = _Done(soft, tuple(self.label_ids), stats, area)
         if self.keep_results:
             self.results[t] = done
@@ -307,7 +296,7 @@ class Session:
         a frame left without a result (before the first keyframe, `forward_only`)."""
         if self.forward_only and t < min(self.keyframes):
             return [conf.Flag(t, "unpropagated", None, 0.0)]
-        lost = conf.lost_flags(t, done.stats, done.ref, done.ids[1:])
+        lost = conf.lost_flags(t, done.stats, done.ref, done.ids[1:], self.method)
         return [f for f in lost if f.object in self.label_ids]
 
     def _decoded(self, t: int, soft: torch.Tensor):
@@ -324,58 +313,71 @@ class Session:
                     yield t, self._background(ids)
                 return
             key = self._key_soft(b)
-            done = {t: self._single(s, key, ids) for t, s in self._pass(b, frames, False)}
+            passed = self._pass(b, frames, False)
+            done = {t: self._single(s, key, ids, b - t, sim) for t, s, sim in passed}
             yield from sorted(done.items())
             return
         key_a = self._key_soft(a)
         if b is None:  # after the last keyframe: forward only, streamed
-            for t, s in self._pass(a, _count_from(a + 1, self.store), True):
-                yield t, self._single(s, key_a, ids)
+            for t, s, sim in self._pass(a, _count_from(a + 1, self.store), True):
+                yield t, self._single(s, key_a, ids, t - a, sim)
             return
-        forward = dict(self._pass(a, range(a + 1, b), True))
+        forward = {t: (s, sim) for t, s, sim in self._pass(a, range(a + 1, b), True)}
         if self.forward_only:
-            for t in range(a + 1, b):
-                yield t, self._single(forward[t], key_a, ids)
+            for t, (soft, sim) in forward.items():
+                yield t, self._single(soft, key_a, ids, t - a, sim)
             return
         key_b = self._key_soft(b)
         area_a, area_b = conf.areas(key_a), conf.areas(key_b)
-        backward = dict(self._pass(b, range(b - 1, a, -1), False))
+        backward = {t: (s, sim) for t, s, sim in self._pass(b, range(b - 1, a, -1), False)}
         for t in range(a + 1, b):
-            fw, bw = forward[t], backward[t]
+            (fw, sim_f), (bw, sim_b) = forward[t], backward[t]
             if self.passes is not None:
                 self.passes[t] = (fw, bw, t - a, b - t)
             soft = combine(fw, bw, t - a, b - t, self.rule)
             w = (b - t) / (b - a)
             ref = w * area_a + (1 - w) * area_b
-            stats = conf.frame_stats(soft, ref, torch.stack([fw, bw]))
+            stats = conf.frame_stats(
+                soft,
+                ref,
+                torch.stack([fw, bw]),
+                similarity=w * sim_f + (1 - w) * sim_b,
+                distance=min(t - a, b - t),
+                method=self.method,
+            )
             yield t, _Done(soft, ids, stats, ref)
 
-    def _single(self, soft: torch.Tensor, key: torch.Tensor, ids) -> _Done:
+    def _single(self, soft: torch.Tensor, key: torch.Tensor, ids, distance: int, sim) -> _Done:
         ref = conf.areas(key)
-        return _Done(soft, ids, conf.frame_stats(soft, ref), ref)
+        stats = conf.frame_stats(soft, ref, similarity=sim, distance=distance, method=self.method)
+        return _Done(soft, ids, stats, ref)
 
     def _background(self, ids) -> _Done:
         h, w = self.model.grid(*self.size)
         soft = torch.zeros(len(ids), h, w)
         soft[0] = 1
-        none = np.zeros(len(ids) - 1)  # no result here: no confidence
-        return _Done(soft, ids, conf.FrameStats(none, none, none, none), np.zeros(len(ids)))
+        none = conf.FrameStats.constant(len(ids) - 1, 0.0)  # no result here: no confidence
+        return _Done(soft, ids, none, np.zeros(len(ids)))
 
     def _pass(self, k: int, frames: Iterable[int], forward: bool) -> Iterator[tuple[int, Any]]:
-        """`(t, soft)` of a pass from keyframe `k` over `frames` (in pass order)."""
-        run = self.model.open_pass(self._feature(k), self._key_soft(k), self.size, self.plan)
+        """`(t, soft, similarity)` of a pass from keyframe `k` over `frames` (in pass order);
+        similarity `[L]`: of each channel's features with the keyframe's."""
+        key_soft, key_feature = self._key_soft(k), self._feature(k)
+        run = self.model.open_pass(key_feature, key_soft, self.size, self.plan)
+        key = conf.prototypes(key_feature, key_soft)
         for t in frames:
             frame_hw = tuple(self.store[t].shape[1:])
             if frame_hw != self.size:
                 raise ValueError(f"frame {t} is {frame_hw} (H, W) but the keyframes {self.size}")
-            soft = run.step(self._feature(t))
+            feature = self._feature(t)
+            soft = run.step(feature)
             self.steps += 1
             sim = run.last_similarity
             if forward:  # the similarity of frame t to t - 1 ...
                 self.similarities[t] = sim
             else:  # ... and, backwards, of t + 1 to t (where no forward pass gave it)
                 self.similarities.setdefault(t + 1, sim)
-            yield t, soft
+            yield t, soft, conf.prototype_similarity(feature, soft, key)
 
     def _feature(self, t: int) -> torch.Tensor:
         return self.features.get(t, lambda: self.model.encode(self.store[t]))
