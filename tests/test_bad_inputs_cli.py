@@ -1,7 +1,8 @@
 """Bad inputs only the command line has: folders of sparse masks, `--gt`, `--device`,
-`--weights`, `--backbone module:Class`, `--out`, and `sfcprop eval`; each row through the
-command (and the API where there is one, `bad_inputs.check`). Last, a check over the
-tables of every layer together."""
+`--weights`, `--backbone module:Class`, `--out` (of every command: is, holds or lies inside
+an input), `sfcprop eval` and `sfcprop train-fc`; each row through the command (and the
+API where there is one, `bad_inputs.check`). Last, a check over the tables of every layer
+together."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sfcprop import io
 from sfcprop.bench import datasets
 from sfcprop.io import runs
 from sfcprop.models import hub
+from sfcprop.train import export_trunk
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,6 +56,14 @@ def _out_not_empty(w: Inputs) -> Run:
     (w.tmp / "done").mkdir()
     (w.tmp / "done" / "f0.png").write_bytes(b"an earlier result")
     return w.command("propagate", w.frames, w.mask, "--out", w.tmp / "done", "--backbone", TOY)
+
+
+def _in_out(w: Inputs, name: str, data: bytes = b"an input") -> Path:
+    """A file `name` inside --out (made, with an earlier result beside it: --force is
+    needed to replace it)."""
+    w.out.mkdir(parents=True)
+    (w.out / "f0.png").write_bytes(b"an earlier result")
+    return w.file(str((w.out / name).relative_to(w.tmp)), data)
 
 
 CASES = [
@@ -109,8 +119,59 @@ CASES = [
     Case(
         "--out is the input folder",
         ValueError,
-        "is an input; write the results elsewhere",
+        "is the input",
         lambda w: w.command("propagate", w.frames, w.mask, "--out", w.frames, "--backbone", TOY),
+        cli_message="frames is the input",
+    ),
+    Case(
+        "--out inside the frames folder",
+        ValueError,
+        "is inside the input",
+        lambda w: w.command(
+            "propagate", w.frames, w.mask, "--out", w.frames / "masks", "--backbone", TOY
+        ),
+        cli_message="masks is inside the input",
+    ),
+    Case(
+        "--force --out holds the --weights file",
+        ValueError,
+        "holds the input",
+        lambda w: w.command(
+            "propagate",
+            w.frames,
+            w.mask,
+            "--backbone",
+            "imagenet-r18",
+            "--weights",
+            _in_out(w, "w.pth"),
+            "--force",
+        ),
+        cli_message="w.pth; write the results elsewhere",
+    ),
+    Case(
+        "--force --out holds the --backbone file",
+        ValueError,
+        "holds the input",
+        lambda w: w.command(
+            "propagate", w.frames, w.mask, "--backbone", _in_out(w, "net.pth"), "--force"
+        ),
+        cli_message="net.pth; write the results elsewhere",
+    ),
+    Case(
+        "track: --force --out holds the --gt file",
+        ValueError,
+        "holds the input",
+        lambda w: w.command(
+            "track", w.frames, w.points, "--gt", _in_out(w, "gt.mat"), "--backbone", TOY, "--force"
+        ),
+        cli_message="gt.mat; write the results elsewhere",
+    ),
+    Case(
+        "track: --out is the points file",
+        ValueError,
+        "is the input",
+        lambda w: w.command("track", w.frames, w.points, "--out", w.points, "--backbone", TOY),
+        cli_message="points.json is the input",
     ),
     Case(
         "--out is a file",
@@ -160,6 +221,65 @@ CASES = [
         hub.WeightsUnavailableError,
         "is not cached and cannot be downloaded (offline)",
         lambda w: w.offline() or w.eval(lambda root: sfcprop.backbone("crw"), "--backbone", "crw"),
+    ),
+    Case(
+        "eval: --out inside --root",
+        ValueError,
+        "is inside the input",
+        lambda w: w.command(
+            "eval", "davis", "--root", w.davis(), "--backbone", "fc", "--out", w.tmp / "DAVIS" / "r"
+        ),
+        cli_message="DAVIS/r is inside the input",
+    ),
+    Case(
+        "eval: --out is the --results folder",
+        ValueError,
+        "is the input",
+        lambda w: w.command(
+            "eval", "davis", "--root", w.davis(), "--results", w.tmp / "res", "--out", w.tmp / "res"
+        ),
+        cli_message="res is the input",
+    ),
+    # ------------------------------------------------------------------ train-fc
+    Case(
+        "train-fc: --export to the checkpoint itself",
+        ValueError,
+        "is the input",
+        lambda w: Run(
+            lambda: export_trunk(w.tmp / "last.pt", w.tmp / "last.pt"),
+            ["train-fc", "--export", w.file("last.pt", b"a checkpoint"), w.tmp / "last.pt"],
+        ),
+        cli_message="the export path",
+    ),
+    Case(
+        "train-fc: --export into the --bn-root images",
+        ValueError,
+        "is inside the input",
+        lambda w: w.command(
+            "train-fc",
+            "--export",
+            w.file("last.pt", b"a checkpoint"),
+            w.frames / "fc.safetensors",
+            "--bn-root",
+            w.frames,
+        ),
+        cli_message="fc.safetensors is inside the input",
+    ),
+    Case(
+        "train-fc: --out-dir is the --image-root",
+        ValueError,
+        "is the input",
+        lambda w: w.command("train-fc", "--image-root", w.frames, "--out", w.frames),
+        cli_message="--out-dir",
+    ),
+    Case(
+        "train-fc: --init inside --out-dir",
+        ValueError,
+        "holds the input",
+        lambda w: w.command(
+            "train-fc", "--image-root", w.frames, "--init", _in_out(w, "last.pt"), "--out", w.out
+        ),
+        cli_message="last.pt; write the results elsewhere",
     ),
     Case(
         "eval: no CUDA device",

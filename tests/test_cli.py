@@ -243,7 +243,7 @@ def _case(name, clip, tmp_path, inputs):
         (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
         return ["propagate", tmp_path / "clip.mp4", first], "cannot decode video"
     if name == "out is the input folder":
-        return ["propagate", folder, first, "--out", folder], "is an input"
+        return ["propagate", folder, first, "--out", folder], "is the input"
     if name == "over max-memory":
         return ["propagate", folder, first, "--max-memory", "100KB"], "max_memory = 97.7 KiB"
     if name == "missing points file":
@@ -273,7 +273,7 @@ def test_bad_inputs_give_one_error_line(name, clip, tmp_path, inputs, capsys):
     before = sorted(p.name for p in inputs[0].iterdir())
     rc, _, err = run(capsys, *argv, "--backbone", TOY)
     if name == "out is the input folder":
-        assert rc == 1 and "is an input" in err
+        assert rc == 1 and "is the input" in err
         assert sorted(p.name for p in inputs[0].iterdir()) == before
         return
     assert_failed(rc, err, out, message)
@@ -549,6 +549,51 @@ def test_frames_folder_with_junk_entries(inputs, tmp_path, capsys):
     rc, _, err = run(capsys, "propagate", folder, first, "--out", out, "--backbone", TOY, "--quiet")
     assert rc == 0, err
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f"f{t * 3}.png" for t in range(5))
+
+
+# --------------------------------------------------------------------------- --out and inputs
+
+
+def test_every_input_of_a_command_is_checked_against_out(tmp_path, monkeypatch):
+    """`check_out` takes every input path of the parsed arguments (`input_paths`), so
+    propagate, track and demo need not list them; a registry name is no path, even where
+    a folder of that name exists."""
+    from sfcprop.apps.common import input_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fc").mkdir()  # a folder named like the registry's "fc"
+    (tmp_path / "net.pth").write_bytes(b"weights")
+    parse = cli._parser().parse_args
+    args = parse(["propagate", "f/", "m.png", "--out", "o", "--backbone", "imagenet-r18"])
+    assert input_paths(args) == ["f/", "m.png"]
+    args = parse(["propagate", "f/", "k/", "--out", "o", "--weights", "w.pth", "--semantic", "fc"])
+    assert input_paths(args) == ["f/", "k/", "w.pth"]
+    args = parse(
+        ["track", "v.mp4", "p.json", "--out", "o", "--gt", "g.mat", "--backbone", "net.pth"]
+    )
+    assert input_paths(args) == ["v.mp4", "p.json", "g.mat", "net.pth"]
+    args = parse(["demo", "--backbone", "net.pth", "--frames", "3"])
+    assert input_paths(args) == ["net.pth"]  # (--frames is a number, not a path)
+    args = parse(["propagate", "f/", "m.png", "--out", "o", "--backbone", TOY])
+    assert input_paths(args) == ["f/", "m.png"]  # module:callable
+
+
+def test_force_replaces_an_out_beside_its_inputs(inputs, tmp_path, capsys):
+    """--force replaces --out as a whole; inputs beside it (a --weights file whose name
+    starts like it) stay, and are read."""
+    import torchvision
+
+    folder, first, _ = inputs
+    weights = tmp_path / "out.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.png").write_bytes(b"an earlier result")
+    argv = ["propagate", folder, first, "--out", out, "--backbone", "imagenet-r18"]
+    rc, _, err = run(capsys, *argv, "--weights", weights, "--force", "--quiet")
+    assert rc == 0, err
+    assert not (out / "old.png").exists() and len(list(out.glob("f*.png"))) == 5
+    assert weights.is_file() and len(list(folder.iterdir())) == 5
 
 
 # --------------------------------------------------------------------------- interrupts

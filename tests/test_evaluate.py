@@ -163,6 +163,18 @@ def test_vip_results_ground_truth_gives_miou_one(tmp_path):
     assert read_csv(results / "global_results-miou.csv")[0]["mIoU"] == "1.000000"
 
 
+def test_results_inside_the_dataset_are_not_scored_or_written_into(tmp_path, capsys):
+    """--results (where the tables go without --out) may not be, hold or lie inside --root:
+    its annotations would be scored as results and the tables written among them."""
+    root = tiny_davis(tmp_path / "D")
+    before = sorted(p.name for p in root.rglob("*"))
+    for results in (root / "Annotations" / "480p", root, tmp_path):
+        argv = ["davis", "--root", str(root), "--results", str(results), "--quiet"]
+        assert evaluate.main(argv) == 1
+        assert f"--results {results} " in capsys.readouterr().err
+    assert sorted(p.name for p in root.rglob("*")) == before
+
+
 # ----------------------------------------------------------------------------- resuming
 
 

@@ -1,6 +1,6 @@
 """`sfcprop.io.atomic` (the one atomic write) and `sfcprop.io.runs` (output folders locked
 while a run writes them, staged beside them and moved into place when complete, never
-when Ctrl-C came)."""
+when Ctrl-C came; an output that is, holds or lies inside an input refused)."""
 
 import os
 import re
@@ -184,3 +184,42 @@ def test_staging_is_not_moved_into_place_after_a_swallowed_ctrl_c(tmp_path):
     with runs.staging(final) as tmp:  # the next command is not interrupted
         (tmp / "f0.png").write_bytes(b"a mask")
     assert listing(final) == ["f0.png"]
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+@pytest.mark.parametrize(
+    "out, given, words",
+    [
+        ("frames", "frames", "is the input"),
+        ("frames/../frames/", "frames", "is the input"),
+        ("results", "results/w.pth", "holds the input"),
+        ("results", "results/deep/down/first.png", "holds the input"),
+        ("frames/masks", "frames", "is inside the input"),
+        ("link", "frames", "is the input"),  # a symbolic link to the input folder
+        ("link/out", "frames", "is inside the input"),
+    ],
+)
+def test_an_output_that_is_holds_or_lies_in_an_input_is_refused(tmp_path, out, given, words):
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "frames")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError) as e:
+        runs.refuse_overlap(tmp_path / out, [None, tmp_path / "elsewhere", tmp_path / given])
+    assert str(e.value) == (
+        f"--out {tmp_path / out} {words} {tmp_path / given}; write the results elsewhere"
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing made
+
+
+def test_outputs_beside_their_inputs_pass(tmp_path):
+    (tmp_path / "out.pth").write_bytes(b"weights")
+    hard = tmp_path / "hard.png"
+    (tmp_path / "first.png").write_bytes(b"a mask")
+    os.link(tmp_path / "first.png", hard)
+    inputs = [tmp_path / "frames", tmp_path / "out.pth", tmp_path / "out2", None]
+    runs.refuse_overlap(tmp_path / "out", inputs)  # a shared prefix is not a folder
+    runs.refuse_overlap(tmp_path / "results" / "out", inputs)
+    with pytest.raises(ValueError, match="hard.png is the input .*first.png"):
+        runs.refuse_overlap(hard, [tmp_path / "first.png"], "the export path")  # one file

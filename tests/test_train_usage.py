@@ -46,3 +46,49 @@ def test_an_explicit_prog_wins(capsys):
     with pytest.raises(SystemExit):
         main(["--help"], prog="mytool train")
     assert _usage(capsys.readouterr().out).startswith("usage: mytool train ")
+
+
+def test_export_onto_its_checkpoint_is_one_error_line_of_python_m(tmp_path):
+    """`python -m sfcprop.train` follows the error policy too: one line, exit 1, and the
+    checkpoint as it was."""
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"a training checkpoint")
+    done = subprocess.run(
+        [sys.executable, "-m", "sfcprop.train", "--export", str(ckpt), str(tmp_path / "last.pt")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stderr == (
+        f"sfcprop: error: the export path {ckpt} is the input {ckpt}; write the results elsewhere\n"
+    )
+    assert ckpt.read_bytes() == b"a training checkpoint"
+
+
+def test_export_to_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    from sfcprop.train.cli import main
+
+    (tmp_path / "trunks").mkdir()
+    assert main(["--export", str(tmp_path / "missing.pt"), str(tmp_path / "trunks")]) == 1
+    assert capsys.readouterr().err == (
+        f"sfcprop: error: the export path {tmp_path / 'trunks'} is a folder; give a file "
+        "(.safetensors)\n"
+    )  # not "no such checkpoint": refused before the checkpoint is read
+
+
+def test_a_resumed_run_may_write_where_its_checkpoint_lies(tmp_path):
+    """--resume runs/fc/last.pt --out-dir runs/fc is how a run continues; --init there is
+    refused (last.pt would replace it), as are --out-dir folders of the images."""
+    from sfcprop.train.cli import build_parser, check_training
+
+    images, run = tmp_path / "images", tmp_path / "runs" / "fc"
+    args = ["--image-root", str(images), "--out-dir", str(run)]
+    check_training(build_parser().parse_args([*args, "--resume", str(run / "last.pt")]))
+    with pytest.raises(ValueError, match=r"--out-dir .* holds the input .*last\.pt"):
+        check_training(build_parser().parse_args([*args, "--init", str(run / "last.pt")]))
+    for out in (images, images / "runs", tmp_path):
+        with pytest.raises(ValueError, match="--out-dir"):
+            check_training(
+                build_parser().parse_args(["--image-root", str(images), "--out-dir", str(out)])
+            )

@@ -2,9 +2,10 @@
 
 Every command follows `sfcprop.errors`' policy: exit codes 0 success, 1 bad input or a
 failed run (one `sfcprop: error: ...` line on stderr), 2 bad usage, 130 interrupted, 143
-terminated. `propagate` and `track` lock `--out`, write into a staging folder beside it
-and move that into place at the end (`sfcprop.io.runs`), so a failed run leaves no output
-folder and a second run into the same `--out` fails at once.
+terminated. `propagate` and `track` lock `--out`, refuse one that is, holds or lies
+inside an input, write into a staging folder beside it and move that into place at the
+end (`sfcprop.io.runs`), so a failed run leaves no output folder and a second run into the
+same `--out` fails at once.
 
 Here: the parser, the dispatch and `demo`; `propagate` and `track` live in their own
 modules (`sfcprop.apps.propagate`, `sfcprop.apps.track`), `eval`, `train-fc` and
@@ -47,9 +48,9 @@ def _eval(argv: list[str]) -> int:
 
 
 def _train_fc(argv: list[str]) -> int:
-    from sfcprop.train.cli import main
+    from sfcprop.train.cli import COMMAND_PROG, main
 
-    return main(argv)
+    return main(argv, prog=COMMAND_PROG)
 
 
 # subcommands with a parser of their own: name -> (their `main(argv) -> int`, help)

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 GIF_MAX_SIDE = 480
+# the arguments of every command that name input files or folders (`input_paths`)
+INPUT_ARGS = ("frames", "first_mask", "points", "gt", "weights")
+MODEL_ARGS = ("backbone", "semantic")  # input files unless registry names or module:callable
 
 
 def add_common(p: argparse.ArgumentParser, preset_help: str, skip=()) -> None:
@@ -87,24 +90,41 @@ def _with_weights(spec: str, weights: str):
     return backbone(spec, weights=path)
 
 
-def check_out(args: argparse.Namespace, out: Path, inputs: Sequence[str | None]) -> None:
-    """Refuse `out` (`--out`, resolved) when it is an input folder, a file, a non-empty
-    folder without --force, or (with --force) a folder holding an input."""
-    given = [Path(p).resolve() for p in inputs if p is not None]
-    for p in given:
-        if p == out:
-            raise ValueError(f"--out {args.out} is an input; write the results elsewhere")
+def check_out(args: argparse.Namespace, out: Path, inputs: Sequence[str | None] = ()) -> None:
+    """Refuse `out` (`--out`, resolved) when it is, holds or lies inside an input (`inputs`
+    and every input path among `args`, `input_paths`), is a file, or is a non-empty
+    folder without --force."""
+    from sfcprop.io import runs
+
+    runs.refuse_overlap(args.out, [*inputs, *input_paths(args)], "--out")
     if out.exists():
         if not out.is_dir():
             raise ValueError(f"--out {args.out} exists and is not a folder")
-        if any(out.iterdir()):
-            if not args.force:
-                raise ValueError(
-                    f"--out {args.out} exists and is not empty; pass --force to replace it"
-                )
-            inside = [p for p in given if out in p.parents]
-            if inside:
-                raise ValueError(f"--out {args.out} holds the input {inside[0]}; not replacing it")
+        if any(out.iterdir()) and not args.force:
+            raise ValueError(
+                f"--out {args.out} exists and is not empty; pass --force to replace it"
+            )
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """The input files and folders a command's parsed `args` name: the `INPUT_ARGS` given,
+    and `--backbone` / `--semantic` where they name a file or folder (`model_paths`)."""
+    found = [getattr(args, name, None) for name in INPUT_ARGS]
+    return [p for p in found if isinstance(p, str)] + model_paths(args)
+
+
+def model_paths(args: argparse.Namespace) -> list[str]:
+    """`--backbone` and `--semantic` of `args` where they name an existing file or folder
+    rather than a registry name (a registry name wins over a file of that name)."""
+    found = []
+    for name in MODEL_ARGS:
+        spec = getattr(args, name, None)
+        if isinstance(spec, str) and Path(spec).expanduser().exists():
+            from sfcprop.models.registry import REGISTRY
+
+            if spec not in REGISTRY:
+                found.append(spec)
+    return found
 
 
 class Pictures:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.short_side is not None:
         raise ValueError("give --size or --short-side, not both")
     with runs.locked(args.out) as out:
-        check_out(args, out, [args.frames, args.points, args.gt])
+        check_out(args, out)  # every input: frames, points, --gt, --weights ...
         frames = io.open_frames(args.frames)
         points, names = io.read_points(args.points)
         if names is None:

@@ -23,7 +23,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sfcprop import errors
@@ -39,6 +39,36 @@ _OWNED = re.compile(r"\.(?:tmp|old)-(?P<pid>\d+)(?:@(?P<host>.*)\.[A-Za-z0-9_]{8
 
 class OutputBusyError(RuntimeError):
     """Another run is writing the same output folder."""
+
+
+def refuse_overlap(
+    out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], flag: str = "--out"
+) -> None:
+    """A ValueError when the output path `out` (given by `flag`) is one of `inputs`, holds
+    one or lies inside one (None skipped; paths compared resolved, and as files where both
+    exist): a run writes or replaces `out`, its inputs must stay as they were. Every
+    command calls this with all its input paths before it deletes or writes anything."""
+    target = Path(out).expanduser().resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        path = Path(given).expanduser().resolve()
+        if path == target or _same_file(path, target):
+            how = "is the input"
+        elif path.is_relative_to(target):
+            how = "holds the input"
+        elif target.is_relative_to(path):
+            how = "is inside the input"
+        else:
+            continue
+        raise ValueError(f"{flag} {out} {how} {given}; write the results elsewhere")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def _owner() -> str:

@@ -9,9 +9,10 @@ from dataclasses import MISSING, fields
 import torch
 
 from sfcprop import errors
+from sfcprop.io.runs import refuse_overlap
 from sfcprop.train.batchnorm import pick_images
 from sfcprop.train.config import TrainConfig
-from sfcprop.train.export import ENCODERS, export_trunk
+from sfcprop.train.export import ENCODERS, check_export_path, export_trunk
 
 MODULE_PROG = "python -m sfcprop.train"
 COMMAND_PROG = "sfcprop train-fc"  # the subcommand of the `sfcprop` command
@@ -102,6 +103,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return errors.run_command(lambda: _main(argv, prog))
 
 
+def check_training(args: argparse.Namespace) -> None:
+    """Refuse an --out-dir that is, holds or lies inside an input (the images, the clips,
+    the --init weights: last.pt would replace a checkpoint of that name). --resume may lie
+    in it: a resumed run continues in its own folder."""
+    refuse_overlap(
+        args.out_dir, [args.image_root, args.cycle_root or None, args.init or None], "--out-dir"
+    )
+
+
 def _main(argv: list[str] | None, prog: str | None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -114,6 +124,7 @@ def _main(argv: list[str] | None, prog: str | None) -> int:
             meta[key] = value
         if args.bn_count <= 0 or args.bn_short_side <= 0:
             parser.error("--bn-count and --bn-short-side must be positive")
+        check_export_path(*args.export, [args.bn_root])  # before the BN images are found
         if args.threads > 0:  # the BN pass is the slow part of an export
             torch.set_num_threads(args.threads)
         images = pick_images(args.bn_root, args.bn_count) if args.bn_root else []
@@ -124,6 +135,7 @@ def _main(argv: list[str] | None, prog: str | None) -> int:
         return 0
     if not args.image_root:
         parser.error("--image-root is required for training")
+    check_training(args)
     from sfcprop.train.trainer import train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save
 
 from sfcprop.io.atomic import atomic_path
+from sfcprop.io.runs import refuse_overlap
 from sfcprop.models.resnet import resnet18
 from sfcprop.train.batchnorm import recalibrate_bn
 from sfcprop.train.checkpoint import load_checkpoint
@@ -63,6 +64,16 @@ def recipe_name(cfg: dict) -> str:
     return f"FC variant (not the paper's loss): {loss} {where}, EMA target{extras}"
 
 
+def check_export_path(
+    checkpoint_path: str | Path, out_path: str | Path, inputs: Sequence[str | Path | None] = ()
+) -> None:
+    """Refuse an export path that is a folder, or is (or lies inside) the checkpoint or one
+    of the other `inputs` (BN images, their folder): it would be replaced by the trunk."""
+    refuse_overlap(out_path, [checkpoint_path, *inputs], "the export path")
+    if Path(out_path).is_dir():
+        raise ValueError(f"the export path {out_path} is a folder; give a file (.safetensors)")
+
+
 def export_trunk(
     checkpoint_path: str | Path,
     out_path: str | Path,
@@ -78,7 +89,10 @@ def export_trunk(
     Metadata (all strings): `format`, `arch`, `recipe`, `iterations` (steps trained),
     `encoder`, `bn_statistics`, `normalization` and the training `config` as JSON, updated
     with `metadata`. Load with `resnet18().load_state_dict(safetensors.torch.load_file(out_path))`.
+    A ValueError, before anything is read, for an `out_path` that is a folder or is (or lies
+    inside) an input: the checkpoint or a BN image (`check_export_path`).
     """
+    check_export_path(checkpoint_path, out_path, bn_images)
     ckpt = load_checkpoint(checkpoint_path)
     tensors = trunk_state_dict(ckpt["model"], encoder)
     if bn_images:

@@ -146,9 +146,25 @@ def _reader(args: argparse.Namespace) -> datasets.Reader:
     return datasets.VIP(args.root, args.split or "val", sequences=subset)
 
 
+def _check_apart(args: argparse.Namespace) -> None:
+    """Refuse an output folder (--out, or the --results folder the tables go into) that
+    is, holds or lies inside an input: the dataset, the results scored, a split list, a
+    backbone file."""
+    from sfcprop.apps.common import model_paths
+
+    out, flag = (args.out, "--out") if args.out is not None else (args.results, "--results")
+    inputs = [args.root, *model_paths(args)]
+    if args.split is not None and Path(args.split).is_file():
+        inputs.append(args.split)
+    if args.out is not None:
+        inputs.append(args.results)
+    runs.refuse_overlap(out, inputs, flag)
+
+
 def _run(args: argparse.Namespace) -> int:
     """Check everything a run needs (settings, dataset, backbones), record the settings,
     then propagate what is missing and score."""
+    _check_apart(args)
     dist, device = _setup(args.device)
     ok = False
     one_writer = args.out is not None and dist.rank == 0  # one run at a time into --out
