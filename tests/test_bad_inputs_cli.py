@@ -1,8 +1,8 @@
 """Bad inputs only the command line has: folders of sparse masks, `--gt`, `--device`,
 `--weights`, `--backbone module:Class`, `--out` (of every command: is, holds or lies inside
-an input), `sfcprop eval` and `sfcprop train-fc`; each row through the command (and the
-API where there is one, `bad_inputs.check`). Last, a check over the tables of every layer
-together."""
+an input), `sfcprop demo`, `sfcprop eval` and `sfcprop train-fc`; each row through the
+command (and the API where there is one, `bad_inputs.check`). Last, a check over the
+tables of every layer together."""
 
 from __future__ import annotations
 
@@ -52,10 +52,14 @@ def _out_file(w: Inputs) -> Run:
     return w.command("propagate", w.frames, w.mask, "--out", w.tmp / "out.txt", "--backbone", TOY)
 
 
-def _out_not_empty(w: Inputs) -> Run:
+def _earlier_result(w: Inputs) -> Path:
     (w.tmp / "done").mkdir()
     (w.tmp / "done" / "f0.png").write_bytes(b"an earlier result")
-    return w.command("propagate", w.frames, w.mask, "--out", w.tmp / "done", "--backbone", TOY)
+    return w.tmp / "done"
+
+
+def _out_not_empty(w: Inputs) -> Run:
+    return w.command("propagate", w.frames, w.mask, "--out", _earlier_result(w), "--backbone", TOY)
 
 
 def _in_out(w: Inputs, name: str, data: bytes = b"an input") -> Path:
@@ -190,6 +194,20 @@ CASES = [
         runs.OutputBusyError,
         "is being written by another sfcprop run",
         _locked,
+    ),
+    # ------------------------------------------------------------------ demo
+    Case(
+        "demo: --out holds results, no --force",
+        ValueError,
+        "exists and is not empty; pass --force to replace it",
+        lambda w: w.command("demo", "--out", _earlier_result(w), "--frames", "3"),
+    ),
+    Case(
+        "demo: --force --out holds the --backbone file",
+        ValueError,
+        "holds the input",
+        lambda w: w.command("demo", "--backbone", _in_out(w, "fc.pth"), "--force"),
+        cli_message="fc.pth; write the results elsewhere",
     ),
     # ------------------------------------------------------------------ eval
     Case(

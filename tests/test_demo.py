@@ -180,3 +180,55 @@ def test_cli_demo_with_the_shipped_model(tmp_path, capsys):
     assert 0.0 <= jf <= 1.0 and 0.0 <= random_jf <= 1.0
     assert margin == pytest.approx(jf - random_jf, abs=1.5e-3)
     assert len(list((tmp_path / "d" / "masks").iterdir())) == 6
+
+
+# --------------------------------------------------------------------------- demo's --out
+
+
+def _fake_demo(monkeypatch, fail: BaseException | None = None) -> None:
+    """`run_demo` replaced by one that writes its files at once (then raises `fail`)."""
+    import sfcprop.apps.demo
+
+    def run_demo(out, *args):
+        (out / "masks").mkdir()
+        (out / "masks" / "00000.png").write_bytes(b"the demo's mask")
+        (out / "overlay.gif").write_bytes(b"GIF89a")
+        if fail is not None:
+            raise fail
+        return {"J&F-Mean": 0.5, "J-Mean": 0.5, "F-Mean": 0.5, "seconds": 1.0}
+
+    monkeypatch.setattr(sfcprop.apps.demo, "run_demo", run_demo)
+
+
+def test_demo_keeps_an_existing_out_unless_forced_then_replaces_it(tmp_path, capsys, monkeypatch):
+    _fake_demo(monkeypatch)
+    out = tmp_path / "mine"
+    (out / "masks").mkdir(parents=True)
+    (out / "masks" / "00000.png").write_bytes(b"my own mask")
+    (out / "notes.txt").write_text("mine")
+    argv = ["demo", "--out", str(out), "--no-baseline", "--quiet"]
+    assert cli.main(argv) == 1
+    assert "exists and is not empty; pass --force to replace it" in capsys.readouterr().err
+    assert (out / "masks" / "00000.png").read_bytes() == b"my own mask"  # untouched
+    assert cli.main([*argv, "--force"]) == 0
+    assert f"wrote {out}/masks/*.png" in capsys.readouterr().out
+    assert (out / "masks" / "00000.png").read_bytes() == b"the demo's mask"
+    assert sorted(p.name for p in out.iterdir()) == ["masks", "overlay.gif"]  # as a whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no lock, no staging
+
+
+@pytest.mark.parametrize(
+    "fail, code, message",
+    [
+        (RuntimeError("the backbone failed"), 1, "the backbone failed"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_a_failed_or_interrupted_demo_leaves_nothing(
+    fail, code, message, tmp_path, capsys, monkeypatch
+):
+    _fake_demo(monkeypatch, fail)
+    out = tmp_path / "a" / "b" / "demo"
+    assert cli.main(["demo", "--out", str(out), "--quiet"]) == code
+    assert capsys.readouterr().err == f"sfcprop: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []  # not the folder, nor the parents made for it

@@ -2,10 +2,10 @@
 
 Every command follows `sfcprop.errors`' policy: exit codes 0 success, 1 bad input or a
 failed run (one `sfcprop: error: ...` line on stderr), 2 bad usage, 130 interrupted, 143
-terminated. `propagate` and `track` lock `--out`, refuse one that is, holds or lies
-inside an input, write into a staging folder beside it and move that into place at the
-end (`sfcprop.io.runs`), so a failed run leaves no output folder and a second run into the
-same `--out` fails at once.
+terminated. `propagate`, `track` and `demo` lock `--out`, refuse one that is, holds or
+lies inside an input, write into a staging folder beside it and move that into place at
+the end (`sfcprop.io.runs`), so a failed run leaves no output folder and a second run into
+the same `--out` fails at once.
 
 Here: the parser, the dispatch and `demo`; `propagate` and `track` live in their own
 modules (`sfcprop.apps.propagate`, `sfcprop.apps.track`), `eval`, `train-fc` and
@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: sfcprop demo --out demo-out",
     )
     d.add_argument("--out", default="sfcprop-demo", help="output folder (default: %(default)s)")
+    d.add_argument("--force", action="store_true", help="replace an existing --out folder")
     d.add_argument("--backbone", default="fc", help="registry name or checkpoint path")
     d.add_argument("--frames", type=int, default=24, help="clip length (default: %(default)s)")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
@@ -114,11 +115,19 @@ def _dispatch(argv: list[str]) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """`sfcprop demo`: lock `--out`, write the demo into a staging folder, move it into
+    place (as `propagate` does); print the table."""
+    from sfcprop.apps.common import check_out
     from sfcprop.apps.demo import report, run_demo
+    from sfcprop.io import runs
 
-    summary = run_demo(
-        args.out, args.backbone, args.device, args.frames, args.quiet, not args.no_baseline
-    )
+    errors.require_device(args.device)
+    with runs.locked(args.out) as out:
+        check_out(args, out)
+        with runs.staging(out) as tmp:
+            summary = run_demo(
+                tmp, args.backbone, args.device, args.frames, args.quiet, not args.no_baseline
+            )
     print(f"wrote {args.out}/masks/*.png and {args.out}/overlay.gif")
     print("\n".join(report(summary, Path(args.backbone).name, args.frames)))
     return 0

@@ -1,6 +1,6 @@
 """What `sfcprop propagate` and `sfcprop track` share: their common arguments, the
-backbone arguments, the checks of `--out`, the pictures a run asked for (overlays, GIF,
-mp4), the progress bar and the warning of a truncated video."""
+backbone arguments, the checks of `--out` (`sfcprop demo` uses them too), the pictures a
+run asked for (overlays, GIF, mp4), the progress bar and the warning of a truncated video."""
 
 from __future__ import annotations
 
