@@ -13,7 +13,7 @@ import argparse
 import math
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NoReturn
 
 RESIZE_POLICIES = ("antialias", "float")
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -150,22 +150,38 @@ class Config:
 
 
 def parse_bytes(value: int | float | str) -> int:
-    """Bytes from `4e9`, `"4GB"` (10^9), `"4GiB"` (2^30), `"512 MiB"`, `"800M"` (10^6)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError(f"max_memory must be positive, got {value}")
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?)b?\s*", str(value).lower())
-    if not match:
-        raise ValueError(
-            f"max_memory must be a number of bytes or a size like '4GiB', '512MB', got {value!r}"
-        )
-    number, unit, binary = match.groups()
-    scale = 1024 ** "_kmgt".index(unit) if binary and unit else _UNITS[unit]
-    out = int(float(number) * scale)
-    if out <= 0:
+    """Bytes from `4e9`, `"4GB"` (10^9), `"4GiB"` (2^30), `"512 MiB"`, `"800M"` (10^6); a
+    ValueError for anything but a finite positive size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, float):
+        size = _whole(value, value)
+    else:
+        match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?)b?\s*", str(value).lower())
+        if not match:
+            _not_a_size(value)
+        number, unit, binary = match.groups()
+        scale = 1024 ** "_kmgt".index(unit) if binary and unit else _UNITS[unit]
+        try:
+            size = _whole(float(number) * scale, value)
+        except ValueError:  # "1.2.3"
+            _not_a_size(value)
+    if size <= 0:
         raise ValueError(f"max_memory must be positive, got {value!r}")
-    return out
+    return size
+
+
+def _whole(number: float, value: Any) -> int:
+    if not math.isfinite(number):  # 1e400 is inf: no number of bytes
+        _not_a_size(value)
+    return int(number)
+
+
+def _not_a_size(value: Any) -> NoReturn:
+    raise ValueError(
+        "max_memory must be a finite positive number of bytes or a size like '4GiB', '512MB', "
+        f"got {value!r}"
+    )
 
 
 def _is_int(v: Any) -> bool:

@@ -1,8 +1,8 @@
 """Bad inputs only the command line has: folders of sparse masks, `--gt`, `--device`,
 `--weights`, `--backbone module:Class`, `--out` (of every command: is, holds or lies inside
-an input), `sfcprop demo`, `sfcprop eval` and `sfcprop train-fc`; each row through the
-command (and the API where there is one, `bad_inputs.check`). Last, a check over the
-tables of every layer together."""
+an input), `--fps`, `--max-memory`, `sfcprop demo`, `sfcprop eval` and
+`sfcprop train-fc`; each row through the command (and the API where there is one,
+`bad_inputs.check`). Last, a check over the tables of every layer together."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bad_inputs import TOY, Case, Inputs, Run, case_id, check, no_cuda
 
 import sfcprop
 from sfcprop import io
+from sfcprop.apps.demo import run_demo
 from sfcprop.bench import datasets
 from sfcprop.io import runs
 from sfcprop.models import hub
@@ -208,6 +209,39 @@ CASES = [
         "holds the input",
         lambda w: w.command("demo", "--backbone", _in_out(w, "fc.pth"), "--force"),
         cli_message="fc.pth; write the results elsewhere",
+    ),
+    Case(
+        "demo: too few frames to score",
+        ValueError,
+        "the demo needs num_frames >= 3 (the first and last frames are not scored), got 1",
+        lambda w: Run(lambda: run_demo(w.out, num_frames=1), ["demo", "--frames", "1"]),
+        cli_message="argument --frames: expected a whole number of frames >= 3",
+        code=2,
+    ),
+    # ------------------------------------------------------------------ numbers
+    Case(
+        "--max-memory 1e400 (infinite)",
+        ValueError,
+        "max_memory must be a finite positive number of bytes or a size like '4GiB'",
+        lambda w: w.propagate(max_memory="1e400"),
+        code=2,
+    ),
+    Case(
+        "--fps inf",
+        ValueError,
+        "argument --fps: expected a frame rate from 0.002 to 1000",
+        lambda w: w.command("propagate", w.frames, w.mask, "--backbone", TOY, "--fps", "inf"),
+        code=2,
+    ),
+    Case(
+        "--fps 1e-9 --gif (longer than a GIF frame can last)",
+        ValueError,
+        "argument --fps: expected a frame rate from 0.002 to 1000 (a GIF frame lasts 1 ms to "
+        "655 s), got '1e-9'",
+        lambda w: w.command(
+            "track", w.frames, w.points, "--backbone", TOY, "--gif", "--fps", "1e-9"
+        ),
+        code=2,
     ),
     # ------------------------------------------------------------------ eval
     Case(

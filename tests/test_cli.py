@@ -596,6 +596,26 @@ def test_force_replaces_an_out_beside_its_inputs(inputs, tmp_path, capsys):
     assert weights.is_file() and len(list(folder.iterdir())) == 5
 
 
+# --------------------------------------------------------------------------- numbers
+
+
+def test_the_slowest_fps_a_gif_can_store_works(inputs, tmp_path, capsys):
+    """--fps 0.002: 500 s a frame, within the 655.35 s a GIF frame can last."""
+    from sfcprop.apps.common import FPS_RANGE, gif_fps
+
+    folder, first, _ = inputs
+    out = tmp_path / "out"
+    argv = ["track", folder, tmp_path / "p.json", "--out", out, "--backbone", TOY, "--quiet"]
+    (tmp_path / "p.json").write_text("[[10, 10], [40, 20]]")
+    rc, _, err = run(capsys, *argv, "--gif", "--fps", FPS_RANGE[0])
+    assert rc == 0, err
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.info["duration"] == 500_000
+    # a video's own rate, whatever its header says, is brought within what a GIF stores
+    assert gif_fps(1e-9) == 0.002 and gif_fps(1e9) == 1000 and gif_fps(25.0) == 25.0
+    assert gif_fps(float("nan")) == gif_fps(0.0) == gif_fps(float("inf")) == 10.0
+
+
 # --------------------------------------------------------------------------- interrupts
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from toys import PooledColour
 
 from sfcprop.bench.synthetic import generate_clip
-from sfcprop.config import PRESETS, Config, add_arguments, from_args
+from sfcprop.config import PRESETS, Config, add_arguments, from_args, parse_bytes
 from sfcprop.core.propagator import Propagator
 from sfcprop.session.api import propagate, propagate_iter, propagate_soft
 
@@ -61,6 +61,36 @@ def test_overrides_and_the_last_resize_asked_for():
 def test_every_field_is_validated(field, value, message):
     with pytest.raises(ValueError, match=message):
         Config.preset("davis", **{field: value})
+
+
+@pytest.mark.parametrize(
+    "given, size",
+    [(4e9, 4 * 10**9), ("4GB", 4 * 10**9), ("4GiB", 4 << 30), (" 512 MiB ", 512 << 20)]
+    + [("800M", 800 * 10**6), ("1e3", 1000), (10**40, 10**40), ("1e30T", int(1e30 * 1e12))],
+)
+def test_sizes_in_bytes(given, size):
+    assert parse_bytes(given) == size
+
+
+@pytest.mark.parametrize(
+    "given", ["1e400", "1e400k", math.inf, -math.inf, math.nan, ".", "1.2.3", "lots", True, None]
+)
+def test_a_size_that_is_no_finite_number_is_a_value_error(given):
+    """Not an OverflowError (int(inf)) or float()'s words: what was wrong, what is expected."""
+    with pytest.raises(ValueError, match="max_memory must be a finite positive number of bytes"):
+        parse_bytes(given)
+
+
+def test_max_memory_flag_says_what_it_expects(capsys):
+    p = argparse.ArgumentParser(prog="sfcprop propagate")
+    add_arguments(p)
+    with pytest.raises(SystemExit) as done:
+        p.parse_args(["--max-memory", "1e400"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "sfcprop propagate: error: argument --max-memory: max_memory must be a finite positive "
+        "number of bytes or a size like '4GiB', '512MB', got '1e400'"
+    )
 
 
 def test_lam_with_one_backbone_is_refused():

@@ -232,3 +232,15 @@ def test_a_failed_or_interrupted_demo_leaves_nothing(
     assert cli.main(["demo", "--out", str(out), "--quiet"]) == code
     assert capsys.readouterr().err == f"sfcprop: error: {message}\n"
     assert list(tmp_path.iterdir()) == []  # not the folder, nor the parents made for it
+
+
+def test_demo_needs_three_frames_to_score(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["demo", "--out", str(tmp_path / "d"), "--frames", "2"])
+    assert done.value.code == 2
+    assert "argument --frames: expected a whole number of frames >= 3" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs num_frames >= 3"):
+        run_demo(tmp_path / "d", PooledColour().eval(), num_frames=2)
+    assert list(tmp_path.iterdir()) == []
+    summary = run_demo(tmp_path / "d", PooledColour().eval(), num_frames=3, baseline=False)
+    assert 0.0 <= summary["J&F-Mean"] <= 1.0  # three frames: one is scored

@@ -84,7 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="sfcprop-demo", help="output folder (default: %(default)s)")
     d.add_argument("--force", action="store_true", help="replace an existing --out folder")
     d.add_argument("--backbone", default="fc", help="registry name or checkpoint path")
-    d.add_argument("--frames", type=int, default=24, help="clip length (default: %(default)s)")
+    d.add_argument(
+        "--frames",
+        type=_clip_length,
+        default=24,
+        help="clip length, at least 3: the first and last frames are not scored "
+        "(default: %(default)s)",
+    )
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument(
@@ -112,6 +118,22 @@ def _dispatch(argv: list[str]) -> int:
 
     commands = {"demo": _demo, "propagate": propagate.run, "track": track.run}
     return commands[args.command](args)
+
+
+def _clip_length(text: str) -> int:
+    """`demo --frames`: an integer >= `demo.MIN_FRAMES`."""
+    from sfcprop.apps.demo import MIN_FRAMES
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < MIN_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of frames >= {MIN_FRAMES} (the first and last frames "
+            f"are not scored), got {text!r}"
+        )
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:

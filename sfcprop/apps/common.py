@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 GIF_MAX_SIDE = 480
+# --fps: a GIF frame lasts a whole number of ms up to 655350 (PIL writes hundredths of a
+# second in 16 bits), so 1000 fps at most and 1/655.35 at least; a round bound inside
+FPS_RANGE = (0.002, 1000.0)
 # the arguments of every command that name input files or folders (`input_paths`)
 INPUT_ARGS = ("frames", "first_mask", "points", "gt", "weights")
 MODEL_ARGS = ("backbone", "semantic")  # input files unless registry names or module:callable
@@ -42,19 +46,27 @@ def add_common(p: argparse.ArgumentParser, preset_help: str, skip=()) -> None:
     )
     o.add_argument("--mp4", action="store_true", help="write overlay.mp4 (needs PyAV)")
     o.add_argument(
-        "--fps", type=_positive, help="frame rate of the GIF/mp4 (default: the video's, or 10)"
+        "--fps",
+        type=fps_arg,
+        help=f"frame rate of the GIF/mp4, {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} "
+        "(default: the video's, or 10)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
-def _positive(text: str) -> float:
+def fps_arg(text: str) -> float:
+    """`--fps`: a finite number within `FPS_RANGE` (what a GIF can store)."""
+    low, high = FPS_RANGE
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        value = math.nan
+    if not low <= value <= high:  # NaN, inf and the rest
+        raise argparse.ArgumentTypeError(
+            f"expected a frame rate from {low:g} to {high:g} (a GIF frame lasts 1 ms to "
+            f"655 s), got {text!r}"
+        )
     return value
 
 
@@ -174,7 +186,7 @@ class Pictures:
         from sfcprop.io.viz import save_gif
 
         if self.gif:
-            save_gif(self.gif, self.folder / "overlay.gif", self.fps)
+            save_gif(self.gif, self.folder / "overlay.gif", gif_fps(self.fps))
         if self.video is not None:
             self.video.close()
 
@@ -189,6 +201,12 @@ class Pictures:
             if on
         ]
         return f" (+ {', '.join(parts)})" if parts else ""
+
+
+def gif_fps(fps: float) -> float:
+    """`fps` within what a GIF can store (`FPS_RANGE`; a video's own rate can be anything)."""
+    low, high = FPS_RANGE
+    return min(max(fps, low), high) if math.isfinite(fps) and fps > 0 else 10.0
 
 
 def bar(it, total: int | None, quiet: bool, what: str):

@@ -17,6 +17,7 @@ from sfcprop.models.base import Correspondence
 from sfcprop.session import Propagation, propagate
 
 RANDOM_SEED = 0  # the random-weights baseline's init seed
+MIN_FRAMES = 3  # `score` drops the first and the last frame
 
 
 def score(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -68,6 +69,11 @@ def run_demo(
     `out/masks/*.png` and `out/overlay.gif`, and return its DAVIS summary against the
     clip's exact masks (`J&F-Mean`, `J-Mean`, `F-Mean`, `seconds`). With `baseline`, the
     same for `random_weights()` under keys prefixed `random ` (nothing written)."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < MIN_FRAMES:
+        raise ValueError(
+            f"the demo needs num_frames >= {MIN_FRAMES} (the first and last frames are not "
+            f"scored), got {num_frames!r}"
+        )
     out = Path(out)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     clip = photo_clip(num_frames=num_frames)
