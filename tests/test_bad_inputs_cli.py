@@ -1,11 +1,12 @@
 """Bad inputs only the command line has: folders of sparse masks, `--gt`, `--device`,
 `--weights`, `--backbone module:Class`, `--out` (of every command: is, holds or lies inside
-an input), `--fps`, `--max-memory`, `sfcprop demo`, `sfcprop eval` and
+an input), `--fps`, `--max-memory`, point names, `sfcprop demo`, `sfcprop eval` and
 `sfcprop train-fc`; each row through the command (and the API where there is one,
 `bad_inputs.check`). Last, a check over the tables of every layer together."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,11 @@ def _in_out(w: Inputs, name: str, data: bytes = b"an input") -> Path:
     w.out.mkdir(parents=True)
     (w.out / "f0.png").write_bytes(b"an earlier result")
     return w.file(str((w.out / name).relative_to(w.tmp)), data)
+
+
+def _points_named(w: Inputs, names: list) -> Run:
+    points = w.file("named.json", json.dumps({"points": [[10, 10], [40, 20]], "names": names}))
+    return w.track(points=points)
 
 
 CASES = [
@@ -242,6 +248,20 @@ CASES = [
             "track", w.frames, w.points, "--backbone", TOY, "--gif", "--fps", "1e-9"
         ),
         code=2,
+    ),
+    # ------------------------------------------------------------------ point names
+    Case(
+        "points: a carriage return in a name",
+        ValueError,
+        "the name of point 1, 'wr\\rist', holds the control character '\\r'; names are one "
+        "line of printable text",
+        lambda w: _points_named(w, ["head", "wr\rist"]),
+    ),
+    Case(
+        "points: a name that is not text",
+        ValueError,
+        "the name of point 0 must be text, got 7",
+        lambda w: _points_named(w, [7, "hand"]),
     ),
     # ------------------------------------------------------------------ eval
     Case(

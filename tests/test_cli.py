@@ -616,6 +616,27 @@ def test_the_slowest_fps_a_gif_can_store_works(inputs, tmp_path, capsys):
     assert gif_fps(float("nan")) == gif_fps(0.0) == gif_fps(float("inf")) == 10.0
 
 
+def test_track_names_with_commas_quotes_and_line_breaks_stay_one_row(tmp_path, inputs, capsys):
+    """tracks.csv is written with the csv module's quoting: a name (or a frame name,
+    through the API) holding `,` `"` or a line break stays one cell of one row."""
+    import csv
+
+    folder, _, _ = inputs
+    (tmp_path / "p.csv").write_text('name,x,y\n"left, hand",10,10\n"say ""hi""",40,20\n')
+    out = tmp_path / "out"
+    argv = ["track", folder, tmp_path / "p.csv", "--out", out, "--backbone", TOY, "--quiet"]
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    with open(out / "tracks.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows[:2]] == ["left, hand", 'say "hi"'] and len(rows) == 10
+    names, frames = ["a\rb", "c\nd"], ["f\r0", "f,1"]
+    csv_path, _ = io.write_tracks(tmp_path, np.zeros((2, 2, 2)), np.ones((2, 2)), names, frames)
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert [r[:2] for r in rows[1:]] == [[t, n] for t in frames for n in names]
+
+
 # --------------------------------------------------------------------------- interrupts
 
 

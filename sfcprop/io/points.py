@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import struct
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +47,26 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
             raise ValueError(f"cannot read points from {path}: {_one_line(e)}") from None
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
         raise ValueError(f"{path}: expected K >= 1 points (x, y), got shape {points.shape}")
+    if names is not None:
+        try:
+            check_names(names)
+        except ValueError as e:
+            raise ValueError(f"cannot read points from {path}: {e}") from None
     return points, names
+
+
+def check_names(names: Sequence[str]) -> None:
+    """A ValueError naming the first of `names` that is not a string of printable text
+    (a control character such as a line break would break the rows of tracks.csv)."""
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ValueError(f"the name of point {i} must be text, got {name!r}")
+        bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+        if bad is not None:
+            raise ValueError(
+                f"the name of point {i}, {name!r}, holds the control character {bad!r}; "
+                "names are one line of printable text"
+            )
 
 
 def read_joint_positions(path: str | os.PathLike) -> np.ndarray:
@@ -132,13 +153,18 @@ def write_tracks(
         )
     names = list(names) if names is not None else [str(i) for i in range(k)]
     frames = list(frame_names) if frame_names is not None else [f"{i:05d}" for i in range(t)]
+    if len(names) != k or len(frames) != t:
+        raise ValueError(f"need {k} names and {t} frame names, got {len(names)} and {len(frames)}")
     folder = Path(folder)
-    rows = ["frame,name,x,y,confidence"]
+    text = io.StringIO()
+    minimal = csv.writer(text, lineterminator="\n")  # quotes a cell holding , " or \n
+    quoted = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)  # and \r
+    minimal.writerow(["frame", "name", "x", "y", "confidence"])
     for i in range(t):
         for j in range(k):
-            x, y = points[i, j]
-            xy = ",".join("" if math.isnan(v) else f"{v:.3f}" for v in (x, y))
-            rows.append(f"{_csv_cell(frames[i])},{_csv_cell(names[j])},{xy},{confidence[i, j]:.5f}")
+            xy = ["" if math.isnan(v) else f"{v:.3f}" for v in points[i, j]]
+            row = [str(frames[i]), str(names[j]), *xy, f"{confidence[i, j]:.5f}"]
+            (quoted if any("\r" in c for c in row) else minimal).writerow(row)
     data = {
         "frames": frames,
         "names": names,
@@ -149,10 +175,6 @@ def write_tracks(
         "confidence": [[round(float(c), 5) for c in f] for f in confidence],
     }
     csv_path, json_path = folder / "tracks.csv", folder / "tracks.json"
-    _write_text(csv_path, "\n".join(rows) + "\n")
+    _write_text(csv_path, text.getvalue())
     _write_text(json_path, json.dumps(data) + "\n")
     return csv_path, json_path
-
-
-def _csv_cell(value: str) -> str:
-    return f'"{value.replace(chr(34), chr(34) * 2)}"' if any(c in value for c in ',"\n') else value
