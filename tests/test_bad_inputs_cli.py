@@ -1,8 +1,8 @@
 """Bad inputs only the command line has: folders of sparse masks, `--gt`, `--device`,
 `--weights`, `--backbone module:Class`, `--out` (of every command: is, holds or lies inside
-an input), `--fps`, `--max-memory`, point names, `sfcprop demo`, `sfcprop eval` and
-`sfcprop train-fc`; each row through the command (and the API where there is one,
-`bad_inputs.check`). Last, a check over the tables of every layer together."""
+an input), `--fps`, `--max-memory`, point names, `sfcprop demo`, `sfcprop eval` (split
+lists) and `sfcprop train-fc`; each row through the command (and the API where there is
+one, `bad_inputs.check`). Last, a check over the tables of every layer together."""
 
 from __future__ import annotations
 
@@ -70,6 +70,19 @@ def _in_out(w: Inputs, name: str, data: bytes = b"an input") -> Path:
     w.out.mkdir(parents=True)
     (w.out / "f0.png").write_bytes(b"an earlier result")
     return w.file(str((w.out / name).relative_to(w.tmp)), data)
+
+
+def _split(w: Inputs, task: str, *lines: str) -> Run:
+    """`sfcprop eval <task>` of a dataset whose split list holds `lines`."""
+    root = w.tmp / task.upper()
+    if task == "davis":
+        w.davis()
+        (w.tmp / "DAVIS" / "ImageSets" / "2017" / "val.txt").write_text("\n".join(lines) + "\n")
+        return w.command("eval", "davis", "--root", w.tmp / "DAVIS", "--backbone", "fc")
+    for folder in ("Images", "Annotations/Category_ids", "lists"):
+        (root / folder).mkdir(parents=True)
+    split = w.file(f"{task}.txt", "\n".join(lines) + "\n")
+    return w.command("eval", task, "--root", root, "--split", split, "--backbone", "fc")
 
 
 def _points_named(w: Inputs, names: list) -> Run:
@@ -311,6 +324,36 @@ CASES = [
             "eval", "davis", "--root", w.davis(), "--results", w.tmp / "res", "--out", w.tmp / "res"
         ),
         cli_message="res is the input",
+    ),
+    Case(
+        "eval: an absolute path in a DAVIS split list",
+        ValueError,
+        "is not a sequence name",
+        lambda w: _split(w, "davis", "a", str(w.tmp / "DAVIS" / "Annotations" / "480p" / "a")),
+        cli_message="val.txt line 2: '/",
+    ),
+    Case(
+        "eval: '..' in a DAVIS split list",
+        ValueError,
+        "is not a sequence name",
+        lambda w: _split(w, "davis", "# sequences", "", "a", "../../x"),
+        cli_message="val.txt line 4: '../../x' is not a sequence name (expected a plain folder "
+        "name, no '/'; not absolute, no '\\', not '.' or '..')",
+    ),
+    Case(
+        "eval: '..' in a JHMDB split list",
+        ValueError,
+        "is not a sequence name",
+        lambda w: _split(w, "jhmdb", "catch/clip1", "catch/.."),
+        cli_message="jhmdb.txt line 2: 'catch/..' is not a sequence name (expected "
+        "<action>/<clip>, two plain folder names",
+    ),
+    Case(
+        "eval: a VIP split line that names '..'",
+        ValueError,
+        "is not a sequence name",
+        lambda w: _split(w, "vip", "videos/v1", "videos/v2/.."),
+        cli_message="vip.txt line 2: '..' is not a sequence name",
     ),
     # ------------------------------------------------------------------ train-fc
     Case(

@@ -175,6 +175,30 @@ def test_results_inside_the_dataset_are_not_scored_or_written_into(tmp_path, cap
     assert sorted(p.name for p in root.rglob("*")) == before
 
 
+def test_sequence_names_from_paths_in_split_lists_are_plain(tmp_path):
+    """A split line may be a path where the reader takes its last part(s) as the name:
+    absolute frame folders (JHMDB, CRW's lists) and video paths (VIP) pass."""
+    root = tmp_path / "JHMDB"
+    frames = root / "Rename_Images" / "catch" / "clip.1"
+    split = tmp_path / "test.txt"
+    split.write_text(f"{frames} {root / 'clip.mat'}\ncatch/clip.2\n")
+    root.mkdir()
+    reader = datasets.JHMDB(root, split)
+    common.check_names(reader, split, jhmdb=True)
+    assert reader.names == ["catch/clip.1", "catch/clip.2"]
+    vip = tmp_path / "VIP"
+    for folder in ("Images", "Annotations/Category_ids"):
+        (vip / folder).mkdir(parents=True)
+    (tmp_path / "val.txt").write_text("/data/VIP/Images/v.1/\nv2\n")
+    reader = datasets.VIP(vip, tmp_path / "val.txt")
+    assert common.split_file(reader, str(tmp_path / "val.txt")) == tmp_path / "val.txt"
+    common.check_names(reader, tmp_path / "val.txt")
+    assert reader.names == ["v.1", "v2"]
+    reader.names = ["v.1", ".."]  # a name that no line gives: the error names the file
+    with pytest.raises(ValueError, match=r"val\.txt: '\.\.' is not a sequence name"):
+        common.check_names(reader, tmp_path / "val.txt")
+
+
 # ----------------------------------------------------------------------------- resuming
 
 

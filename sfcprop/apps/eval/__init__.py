@@ -136,14 +136,18 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _reader(args: argparse.Namespace) -> datasets.Reader:
-    """The task's dataset, its split and `--sequences` checked."""
+    """The task's dataset, its split and `--sequences` checked, its sequence names plain
+    folder names (`common.check_names`)."""
     subset = args.sequences.split(",") if args.sequences else None
     if args.task == "davis":
         split = args.split or "val"
-        return datasets.davis(args.root, split, args.year, args.first_mask, sequences=subset)
-    if args.task == "jhmdb":
-        return datasets.JHMDB(args.root, args.split, sequences=subset)
-    return datasets.VIP(args.root, args.split or "val", sequences=subset)
+        reader = datasets.davis(args.root, split, args.year, args.first_mask, sequences=subset)
+    elif args.task == "jhmdb":
+        reader = datasets.JHMDB(args.root, args.split, sequences=subset)
+    else:
+        reader = datasets.VIP(args.root, args.split or "val", sequences=subset)
+    common.check_names(reader, common.split_file(reader, args.split), args.task == "jhmdb")
+    return reader
 
 
 def _check_apart(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from sfcprop import errors
+from sfcprop.bench import datasets
 from sfcprop.config import Config
 from sfcprop.io import runs
 
@@ -107,6 +108,56 @@ def frame_count(seq, max_frames: int | None) -> int:
 
 def complete(folder: Path, files: Iterable[str]) -> bool:
     return folder.is_dir() and all((folder / f).is_file() for f in files)
+
+
+def check_names(reader: datasets.Reader, listed: Path | None, jhmdb: bool = False) -> None:
+    """Refuse a sequence name that is not a plain folder name (JHMDB's: `<action>/<clip>`,
+    two of them): the results of sequence `name` are `<out>/<name>`, an absolute path or a
+    `..` would write (or score) elsewhere. The error names the split list `listed` and its
+    line."""
+    expected = "<action>/<clip>, two plain folder names" if jhmdb else "a plain folder name, no '/'"
+    for name in reader.names:
+        parts = name.split("/")
+        if len(parts) == (2 if jhmdb else 1) and all(map(_plain, parts)):
+            continue
+        raise ValueError(
+            f"{_line_of(listed, name)}: {name!r} is not a sequence name (expected {expected}; "
+            "not absolute, no '\\', not '.' or '..')"
+        )
+
+
+def _plain(part: str) -> bool:
+    return part not in ("", ".", "..") and not any(c in part for c in "/\\\0")
+
+
+def _line_of(listed: Path | None, name: str) -> str:
+    """`split list <file> line <n>`: the first listed line that gives `name` (the file alone
+    where none is found)."""
+    if listed is None:
+        return "the sequences found"
+    try:
+        lines = listed.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if (name and name in text) or (not name and not text.split()[0].strip("/")):
+            return f"split list {listed} line {n}"
+    return f"split list {listed}"
+
+
+def split_file(reader: datasets.Reader, split: str | None) -> Path | None:
+    """The split list file `reader` read its names from (as `bench.datasets` finds it)."""
+    if isinstance(reader, datasets.Davis2017):
+        return reader.root / "ImageSets" / "2017" / f"{reader.split}.txt"
+    if isinstance(reader, datasets.Davis2016):
+        return reader.root / "ImageSets" / reader.resolution / f"{reader.split}.txt"
+    if isinstance(reader, datasets.JHMDB):
+        return None if split is None else Path(split)
+    given = Path(split or "val")
+    return given if given.is_file() else reader.root / "lists" / f"{split or 'val'}_videos.txt"
 
 
 def check_config(out: Path, config: dict) -> None:
