@@ -687,3 +687,64 @@ def test_truncated_video_reports_both_counts(clip, tmp_path):
     assert frames.shortfall() == f"the header of cut.mp4 says 6 frames, {n} were decoded"
     whole = io.open_frames(path.with_name("whole.mp4"))
     assert len(list(whole)) == 6 and whole.shortfall() is None
+
+
+# --------------------------------------------------------------------------- Frames by index
+
+
+def _frame_sources(clip, tmp_path) -> dict:
+    """The clip's frames as a folder, a lossless video, a list, a tensor and an array."""
+    names = [f"{t:05d}.png" for t in range(len(clip.frames))]
+    return {
+        "folder": _save_frames(tmp_path / "frames", clip.frames, names),
+        "video": _lossless_video(tmp_path / "clip.mp4", clip.frames),
+        "list": [f.permute(1, 2, 0).numpy() for f in clip.frames],
+        "tensor": clip.frames,
+        "array": clip.frames.permute(0, 2, 3, 1).numpy(),
+    }
+
+
+@pytest.mark.parametrize("kind", ["folder", "video", "list", "tensor", "array"])
+def test_frames_have_a_length_and_are_read_by_index(clip, tmp_path, kind):
+    if kind == "video":
+        pytest.importorskip("av")
+    frames = io.open_frames(_frame_sources(clip, tmp_path)[kind])
+    assert len(frames) == 6
+    for t in (0, 4, -1, -6, np.int64(2)):
+        assert torch.equal(frames[t], clip.frames[t]), t
+    for t in (6, -7):
+        with pytest.raises(IndexError, match=f"frame {t} is past the end of the video"):
+            frames[t]
+    with pytest.raises(TypeError, match="a frame index is an integer, not str"):
+        frames["2"]
+
+
+def test_frames_of_a_generator_have_no_length_and_no_index(clip):
+    frames = io.open_frames(f for f in clip.frames)
+    with pytest.raises(TypeError, match="is not known before reading them; iterate"):
+        len(frames)
+    with pytest.raises(TypeError, match="can be read only once; give a list"):
+        frames[0]
+    assert frames.count is None
+    again = io.open_frames(frames)  # a Frames of a Frames is the same frames
+    assert again is frames and io.Frames(frames).count is None
+    assert len(list(frames)) == 6  # not consumed by the refusals
+
+
+def test_a_video_past_its_decoded_end_is_an_index_error(clip, tmp_path):
+    path, n = truncated_video(tmp_path / "cut.mp4", clip.frames)
+    frames = io.open_frames(path)
+    assert len(frames) == 6  # the header's count, before decoding
+    assert frames[n - 1].shape == clip.frames[0].shape
+    with pytest.raises(IndexError, match=f"frame {n} is past the end of the video \\({n} frames"):
+        frames[n]
+    assert torch.equal(frames[-1], frames[n - 1])  # from the end as decoded
+
+
+def test_a_video_without_a_frame_count_is_still_read_by_index(clip, tmp_path):
+    pytest.importorskip("av")
+    frames = io.open_frames(_lossless_video(tmp_path / "clip.mkv", clip.frames))
+    assert frames.count is None  # Matroska's header does not count frames
+    with pytest.raises(TypeError, match="frames of the video clip.mkv is not known"):
+        len(frames)
+    assert torch.equal(frames[2], clip.frames[2]) and torch.equal(frames[-1], clip.frames[5])

@@ -14,6 +14,8 @@ their scale (0-255? HDR?) would be a guess. Image files are read as a viewer sho
 
 from __future__ import annotations
 
+import collections
+import operator
 import os
 import re
 import warnings
@@ -340,10 +342,14 @@ class Frames:
     paths, else `00000`, `00001` ...); `count`: the number of frames when known without
     decoding (None otherwise; for a video file, its header's count, which can be off);
     `fps`: a video file's frame rate (None otherwise); `folder`: the input folder of a
-    folder source.
+    folder source. `len(frames)` is `count` (a TypeError when it is not known, as for a
+    generator); `frames[t]` reads frame t (see `__getitem__`).
     """
 
     def __init__(self, source: FrameSource) -> None:
+        if isinstance(source, Frames):  # the same frames, described once
+            self.__dict__.update(source.__dict__)
+            return
         self.folder: Path | None = None
         self.fps: float | None = None
         self._stems: list[str] | None = None
@@ -390,6 +396,74 @@ class Frames:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter_frames(self.source)
+
+    def __len__(self) -> int:
+        """`count`: the number of frames known without decoding (a video file's header
+        says it, and can be off); a TypeError when it is not known."""
+        if self.count is None:
+            raise TypeError(
+                f"the number of frames of {self._kind()} is not known before reading them; "
+                "iterate over the frames instead (or give a list, a folder or an array)"
+            )
+        return self.count
+
+    def __getitem__(self, t: int) -> torch.Tensor:
+        """Frame `t` as uint8 `[3, H, W]`; a negative `t` counts from the end. A folder, a
+        list or an array reads that frame alone; a video file is decoded from its start up
+        to frame t (to its end for a negative t): for many frames out of order use
+        `sfcprop.io.FrameStore`, which keeps them. IndexError past the end; TypeError for
+        an iterator (it can be read only once)."""
+        t = _frame_index(t)
+        source = self.source
+        if isinstance(source, torch.Tensor | np.ndarray):
+            check_frames_array(source)
+            return array_frame(source, _in_range(t, len(source)))
+        if isinstance(source, Sequence):
+            t = _in_range(t, len(source))
+            return as_frame(source[t], f"frame {t}")
+        if iter(source) is source:
+            raise TypeError(
+                f"cannot index {self._kind()}: it can be read only once; give a list, a "
+                "folder, a video file or an array to read frames by index"
+            )
+        return _nth(iter_frames(source), t)
+
+    def _kind(self) -> str:
+        """The source in words, for errors."""
+        if isinstance(self.source, VideoReader):
+            return f"the video {self.source.path.name}"
+        return f"a {type(self.source).__name__} of frames"
+
+
+def _frame_index(t) -> int:
+    """`t` as an int index (numpy integers too); TypeError for anything else."""
+    if isinstance(t, bool):
+        raise TypeError("a frame index is an integer, not a bool")
+    try:
+        return operator.index(t)
+    except TypeError:
+        raise TypeError(f"a frame index is an integer, not {type(t).__name__}") from None
+
+
+def _in_range(t: int, n: int) -> int:
+    """`t` (negative: from the end) as an index into `n` frames; IndexError outside."""
+    if not -n <= t < n:
+        raise IndexError(f"frame {t} is past the end of the video ({n} frames)")
+    return t % n
+
+
+def _nth(frames: Iterator[torch.Tensor], t: int) -> torch.Tensor:
+    """Frame `t` of a sequential stream (negative: from its end), decoding as far as needed."""
+    if t >= 0:
+        n = 0
+        for n, frame in enumerate(frames, start=1):
+            if n > t:
+                return frame
+        raise IndexError(f"frame {t} is past the end of the video ({n} frames)")
+    last = collections.deque(frames, maxlen=-t)
+    if len(last) < -t:
+        raise IndexError(f"frame {t} is past the end of the video ({len(last)} frames)")
+    return last[0]
 
 
 def open_frames(source: FrameSource) -> Frames:
