@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from sfcprop.io.atomic import atomic_path
-from sfcprop.io.frames import FrameSource, iter_frames
+from sfcprop.io.frames import FrameSource, as_frame, iter_frames
 from sfcprop.io.masks import DAVIS_PALETTE
 from sfcprop.io.video import VideoWriter
 
@@ -23,16 +23,25 @@ JHMDB_SKELETON = (
     (1, 5), (1, 6), (5, 9), (9, 13), (6, 10), (10, 14),
 )  # fmt: skip
 
+# The longer side of a GIF's frames (larger ones are shrunk): 90 frames of 854x480 at full
+# size make a 24 MB GIF; the CLI's `--gif` writes the same size
+GIF_MAX_SIDE = 480
+
+Picture = Image.Image | torch.Tensor | np.ndarray  # PIL, uint8 [3, H, W] or [H, W, 3]
+
 
 def overlay(
-    frame: torch.Tensor, ids: torch.Tensor, palette: Sequence[int] | None = None, alpha: float = 0.5
+    frame: Picture, ids, palette: Sequence[int] | None = None, alpha: float = 0.5
 ) -> Image.Image:
-    """Blend the colours of `ids` `[H, W]` on `frame` (uint8 `[3, H, W]`); id 0 stays clear.
-    Object borders are drawn in full colour."""
-    pal = _palette(palette).astype(np.float32)
-    img = frame.permute(1, 2, 0).cpu().numpy().astype(np.float32)
-    lab = ids.cpu().numpy().astype(np.int64)
-    colour = pal[lab]
+    """Blend the colours of `ids` on `frame`; id 0 stays clear. Object borders are drawn in
+    full colour.
+
+    frame: a PIL image, a `[3, H, W]` tensor or an `[H, W, 3]` array (uint8; 16-bit and
+    floats in [0, 1] as `sfcprop.io.iter_frames` reads them); ids: `[H, W]` integer ids
+    0-255 (a tensor, an array, or a palette / greyscale PIL image). Returns an RGB image."""
+    img = _rgb(frame).astype(np.float32)
+    lab = _ids(ids, img.shape[:2])
+    colour = _palette(palette).astype(np.float32)[lab]
     fg = (lab > 0)[..., None]
     out = np.where(fg, (1 - alpha) * img + alpha * colour, img)
     edge = np.zeros(lab.shape, bool)
@@ -43,7 +52,7 @@ def overlay(
 
 
 def draw_keypoints(
-    image: Image.Image | torch.Tensor,
+    image: Picture,
     points,
     confidence=None,
     *,
@@ -52,7 +61,7 @@ def draw_keypoints(
     radius: int | None = None,
     min_confidence: float = 0.0,
 ) -> Image.Image:
-    """Draw points `[K, 2]` (x, y) pixels on `image` (PIL or uint8 `[3, H, W]`): point k as
+    """Draw points `[K, 2]` (x, y) pixels on `image` (as `overlay`'s frame): point k as
     a dot in palette colour k + 1, joined by `skeleton` lines (pairs of point indices;
     "auto": `JHMDB_SKELETON` when K = 15, else none). NaN points and points whose
     `confidence` `[K]` is below `min_confidence` are left out. Returns a new RGB image."""
@@ -79,15 +88,21 @@ def draw_keypoints(
 
 
 def save_gif(
-    images: Sequence[Image.Image], path: str | os.PathLike | BinaryIO, fps: float = 10
+    images: Sequence[Picture],
+    path: str | os.PathLike | BinaryIO,
+    fps: float = 10,
+    max_side: int | None = GIF_MAX_SIDE,
 ) -> None:
     """Write an animated GIF (looping), atomically when `path` is a path (a binary file
-    object is written as it is). RGB images get a palette each (fast octree). PIL holds
-    every frame until it writes, so for a long video shrink the frames first or write an
-    mp4 (`save_video`)."""
+    object is written as it is). Images (as `overlay`'s frame) larger than `max_side`
+    pixels are shrunk to it, aspect kept (None: full size; 90 frames of 854x480 make
+    24 MB); RGB images get a palette each (fast octree). PIL holds every frame until it
+    writes, so for a long video write an mp4 (`save_video`)."""
     if not images:
         raise ValueError("no images to write")
-    frames = [gif_frame(img) for img in images]
+    if max_side is not None and (isinstance(max_side, bool) or max_side < 1):
+        raise ValueError(f"max_side must be a positive number of pixels or None, not {max_side}")
+    frames = [gif_frame(_shrunk(_image(img), max_side)) for img in images]
 
     def write(target) -> None:
         frames[0].save(
@@ -106,6 +121,15 @@ def save_gif(
         write(tmp)
 
 
+def _shrunk(image: Image.Image, max_side: int | None) -> Image.Image:
+    """`image`, shrunk to at most `max_side` pixels on its longer side (None: as it is)."""
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    small = image.copy()
+    small.thumbnail((max_side, max_side))
+    return small
+
+
 def gif_frame(image: Image.Image) -> Image.Image:
     """An image as a palette ("P") image for a GIF: 255 colours by fast octree (PIL's
     default, median cut, is ~100x slower)."""
@@ -114,9 +138,7 @@ def gif_frame(image: Image.Image) -> Image.Image:
     return image.convert("RGB").quantize(colors=255, method=Image.Quantize.FASTOCTREE)
 
 
-def save_video(
-    images: Iterable[Image.Image | torch.Tensor], path: str | os.PathLike, fps: float = 10
-) -> None:
+def save_video(images: Iterable[Picture], path: str | os.PathLike, fps: float = 10) -> None:
     """Write images to an mp4 (H.264) one at a time, atomically (needs PyAV; see
     `sfcprop.io.VideoWriter` for lossless output)."""
     with VideoWriter(path, fps) as writer:
@@ -147,7 +169,7 @@ def show(
     for t, frame in enumerate(iter_frames(frames)):
         if t >= max_frames:
             break
-        img = overlay(frame, torch.as_tensor(ids[t]), palette) if ids is not None else frame
+        img = overlay(frame, ids[t], palette) if ids is not None else frame
         if points is not None:
             img = draw_keypoints(img, points[t], palette=palette)
         img = _to_pil(img)
@@ -185,7 +207,34 @@ def _palette(palette: Sequence[int] | None) -> np.ndarray:
     return pal
 
 
-def _to_pil(image: Image.Image | torch.Tensor) -> Image.Image:
+def _image(image: Picture) -> Image.Image:
+    """A PIL image as it is (a palette image keeps its palette), else an RGB one."""
+    return image if isinstance(image, Image.Image) else Image.fromarray(_rgb(image))
+
+
+def _to_pil(image: Picture) -> Image.Image:
+    """An RGB PIL image of a picture (see `Picture`)."""
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    return Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
+        return image if image.mode == "RGB" else image.convert("RGB")
+    return Image.fromarray(_rgb(image))
+
+
+def _rgb(image: Picture) -> np.ndarray:
+    """`[H, W, 3]` uint8 of a picture, by the rule of frames (`sfcprop.io.as_frame`)."""
+    return as_frame(image, "the image").permute(1, 2, 0).cpu().numpy()
+
+
+def _ids(ids, size: tuple[int, int]) -> np.ndarray:
+    """`[H, W]` int64 ids 0-255 of a tensor, an array or a PIL image, of the frame's `size`."""
+    if isinstance(ids, Image.Image):
+        if ids.mode not in ("P", "L", "1"):
+            raise ValueError(f"ids as a PIL image are a palette or greyscale image, not {ids.mode}")
+        ids = np.asarray(ids)
+    lab = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    if lab.ndim != 2 or lab.dtype.kind not in "biu":
+        raise ValueError(f"ids are an [H, W] map of integers, got {lab.dtype} {lab.shape}")
+    if lab.shape != tuple(size):
+        raise ValueError(f"ids of size {lab.shape} on a frame of size {tuple(size)}")
+    if lab.size and (lab.min() < 0 or lab.max() > 255):
+        raise ValueError(f"ids run from {lab.min()} to {lab.max()}; overlays show ids 0-255")
+    return lab.astype(np.int64)
