@@ -9,7 +9,8 @@ from toys import PooledColour
 from sfcprop.bench.synthetic import generate_clip
 from sfcprop.core.features import Encoder, fuse
 from sfcprop.io.masks import write_mask
-from sfcprop.session.api import propagate
+from sfcprop.labels.resize import resize_soft
+from sfcprop.session.api import propagate, propagate_iter, propagate_soft
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,33 @@ def test_bad_parameters(clip, net):
         _bad(clip, net, radius=0)
     with pytest.raises(TypeError, match="Correspondence"):
         _bad(clip, torch.nn.Identity())
+
+
+def test_propagate_iter_takes_progress_like_propagate(clip, net, monkeypatch):
+    import io
+    import sys
+
+    mask = clip.masks[0].long()
+    ref = propagate(clip.frames, mask, net, progress=False)
+
+    class Terminal(io.StringIO):  # where a person is watching: a bar by default
+        def isatty(self) -> bool:
+            return True
+
+    for progress, bar in ((False, False), (True, True), (None, True)):
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        results = list(propagate_iter(clip.frames, mask, net, progress=progress))
+        assert torch.equal(torch.stack([r.ids for r in results]), ref.ids)
+        shown = sys.stderr.getvalue()
+        assert ("8/8" in shown) is bar, (progress, shown)
+
+
+def test_propagate_soft_full_size_is_the_grid_result_resized(clip, net):
+    frames = clip.frames[:, :, :60, :90]  # not a multiple of the stride: the grid rounds up
+    maps = torch.stack([(clip.masks[0][:60, :90] == i).float() for i in (0, 1)])
+    grid = propagate_soft(frames, maps, net, progress=False)
+    full = propagate_soft(frames, maps, net, full_size=True, progress=False)
+    assert grid.shape == (8, 2, 8, 12) and full.shape == (8, 2, 60, 90)
+    torch.testing.assert_close(full, torch.stack([resize_soft(g, (60, 90)) for g in grid]))
+    short = propagate_soft(frames, maps, net, full_size=True, short_side=32, progress=False)
+    assert short.shape == (8, 2, 60, 90)  # the frames' own size, whatever they were encoded at

@@ -13,6 +13,7 @@ from sfcprop.core.propagator import Propagator
 from sfcprop.io.frames import FrameSource, count_frames
 from sfcprop.io.progress import frames_bar
 from sfcprop.labels.codecs import SoftCodec
+from sfcprop.labels.resize import resize_soft
 from sfcprop.models.base import Correspondence
 from sfcprop.session.combine import DEFAULT_RULE
 from sfcprop.session.results import FrameResult, Propagation
@@ -26,6 +27,7 @@ def propagate_iter(
     semantic: Correspondence | str | None = None,
     *,
     reserve_per_frame: int = 0,
+    progress: bool | None = None,
     **options: Any,
 ) -> Iterator[FrameResult]:
     """`propagate` one frame at a time: yields a `FrameResult` (`t, ids [H, W] uint8 (CPU),
@@ -35,11 +37,11 @@ def propagate_iter(
     Channel l of `soft` is id l of the union of the annotations' ids (0 first, then the
     ids in increasing order). `reserve_per_frame`: bytes the caller keeps of each frame,
     counted against `max_memory` (before any work when the number of frames is known,
-    else as frames are done). Other arguments (`rule`, `forward_only`, settings) as
-    `propagate`.
+    else as frames are done). Other arguments (`rule`, `forward_only`, `progress`,
+    settings) as `propagate`.
     """
     session = Session.streaming(frames, annotations, backbone, semantic, **options)
-    yield from _stream(session, reserve_per_frame)
+    yield from frames_bar(_stream(session, reserve_per_frame), progress, frames)
 
 
 def _stream(session: Session, reserve_per_frame: int) -> Iterator[FrameResult]:
@@ -123,16 +125,22 @@ def propagate_soft(
     backbone: Propagator | Correspondence | str = "fc",
     semantic: Correspondence | str | None = None,
     *,
+    full_size: bool = False,
     progress: bool | None = None,
     **options: Any,
 ) -> torch.Tensor:
     """Propagate soft labels (keypoint maps, part maps, any number of float maps) given
     on a keyframe's feature grid `[L, h, w]` or at its full size `[L, H, W]` (resized to
-    the grid, bilinear): the first frame's maps or `{frame index: maps}`. Returns
-    `[T, L, h, w]` as they are (no argmax, no normalisation). Other arguments (`rule`,
-    `forward_only`, settings) as `propagate`."""
+    the grid, bilinear): the first frame's maps or `{frame index: maps}`. Returns the maps
+    as they are (no argmax, no normalisation) on the feature grid, `[T, L, h, w]` (h, w:
+    the encoded frame's size / 8, rounded up); with `full_size`, `[T, L, H, W]` at the
+    frames' own size (each frame's grid maps resized, bilinear: `labels.resize_soft`;
+    float32, so T * L * H * W * 4 bytes). Other arguments (`rule`, `forward_only`,
+    settings) as `propagate`."""
     session = Session.streaming(
         frames, annotations, backbone, semantic, codec=SoftCodec(), **options
     )
-    out = {r.t: r.soft.cpu() for r in frames_bar(session.run(), progress, frames)}
+    out = {}
+    for r in frames_bar(session.run(), progress, frames):
+        out[r.t] = resize_soft(r.soft, session.size).cpu() if full_size else r.soft.cpu()
     return torch.stack([out[t] for t in sorted(out)])
