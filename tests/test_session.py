@@ -190,3 +190,48 @@ def test_labels_as_mask_tensor_is_a_deprecated_name_for_io_s():
 
     with pytest.warns(DeprecationWarning, match="moved to sfcprop.io.as_mask_tensor"):
         assert labels.as_mask_tensor is io.as_mask_tensor
+
+
+def test_a_50_frame_result_has_a_short_repr():
+    from sfcprop.session.confidence import Flag
+
+    flags = [Flag(t, "lost", 2, 0.05) for t in (30, 31, 32, 45)] + [Flag(40, "cut", None, 0.3)]
+    result = sfcprop.Propagation(
+        torch.zeros(50, 120, 160, dtype=torch.uint8),
+        [0, 1, 2],
+        torch.zeros(50, 3, 15, 20),
+        torch.ones(50, 2),
+        flags,
+        [0, 20],
+    )
+    text = repr(result)
+    assert text == (
+        "Propagation(ids [50, 120, 160] uint8, objects [1, 2], keyframes [0, 20], "
+        "soft [50, 3, 15, 20] float32, 2 lost runs, 5 flags)"
+    )
+    assert str(result) == text and len(text) < 300
+    many = sfcprop.Propagation(result.ids, list(range(40)), keyframes=list(range(0, 50, 5)))
+    assert "objects [1, 2, 3, 4, 5, ..., 39] (39), keyframes [0, 5, 10, 15, 20, ..., 45] (10)" in (
+        repr(many)
+    )
+    assert len(repr(many)) < 300
+
+
+def test_frame_results_and_tracks_have_a_short_repr(clips, net, one_thread):
+    clip = clips[0]
+    first = next(sfcprop.propagate_iter(clip.frames, keyframes(clip), net, progress=False))
+    assert repr(first) == (
+        "FrameResult(t=0, labels [48, 64] uint8, soft [3, 6, 8] float32, "
+        "confidence [1.0, 1.0], 0 flags)"
+    )
+    points = np.array([[10.0, 12.0], [np.nan, np.nan]])
+    tracks = sfcprop.track_keypoints(clip.frames, points, net, context=2, progress=False)
+    assert repr(tracks) == (
+        "Tracks(points [8, 2, 2] float64, confidence [8, 2] float64: 2 points on 8 frames, "
+        f"{int(tracks.points.isnan().any(-1).sum())} not found)"
+    )
+    assert "not found)" in repr(tracks) and "tensor(" not in repr(tracks)
+    step = next(sfcprop.track_keypoints_iter(clip.frames, points, net, context=2))
+    assert (
+        repr(step) == "TrackResult(t=0, points [2, 2] float64, found 1 of 2, mean confidence 0.50)"
+    )

@@ -28,6 +28,18 @@ class FrameResult(NamedTuple):
         """The ids `[H, W]` uint8 of a mask result."""
         return self.labels
 
+    def __repr__(self) -> str:
+        labels = self.labels
+        if isinstance(labels, tuple):
+            labels = f"({', '.join(shape_of(x) for x in labels)})"
+        else:
+            labels = shape_of(labels)
+        confidence = few(np.round(np.asarray(self.confidence, dtype=float), 2).tolist())
+        return (
+            f"FrameResult(t={self.t}, labels {labels}, soft {shape_of(self.soft)}, "
+            f"confidence {confidence}, {len(self.flags)} flags)"
+        )
+
 
 @dataclass
 class Propagation:
@@ -48,10 +60,33 @@ class Propagation:
         """`(object id, first frame, last frame)` of each run of frames an object is lost."""
         return conf.lost_runs(self.flags)
 
+    def __repr__(self) -> str:
+        soft = f", soft {shape_of(self.soft)}" if self.soft is not None else ""
+        return (
+            f"Propagation(ids {shape_of(self.ids)}, objects {few(self.label_ids[1:])}, "
+            f"keyframes {few(self.keyframes)}{soft}, {len(self.lost())} lost runs, "
+            f"{len(self.flags)} flags)"
+        )
+
     def suggest_keyframes(self, n: int = 3) -> list[int]:
         """The `n` frames (best first) whose annotation is expected to improve the video most
         (`sfcprop.session.suggest`): spread over the video, never a keyframe."""
         return suggest_keyframes(self.confidence.numpy(), self.keyframes, n)
+
+
+def shape_of(x) -> str:
+    """A tensor or an array in a few characters, `[T, H, W] uint8`, for a repr."""
+    if not hasattr(x, "shape"):
+        return type(x).__name__
+    return f"[{', '.join(str(n) for n in x.shape)}] {str(x.dtype).removeprefix('torch.')}"
+
+
+def few(values, n: int = 6) -> str:
+    """A list for a repr, its middle cut past `n` items: `[0, 10, 20, 30, 40, ..., 90] (10)`."""
+    values = list(values)
+    if len(values) <= n:
+        return str(values)
+    return f"[{', '.join(str(v) for v in values[: n - 1])}, ..., {values[-1]}] ({len(values)})"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from sfcprop.io.progress import frames_bar
 from sfcprop.labels.codecs import KeypointCodec
 from sfcprop.models.base import Correspondence
 from sfcprop.session.combine import DEFAULT_RULE
+from sfcprop.session.results import shape_of
 from sfcprop.session.session import Session
 
 # JHMDB's 15 joints, in the order of `pos_img` in joint_positions.mat
@@ -52,6 +53,15 @@ class TrackResult(NamedTuple):
     points: np.ndarray
     confidence: np.ndarray
 
+    def __repr__(self) -> str:
+        found = int((~np.isnan(np.asarray(self.points, dtype=float)).any(-1)).sum())
+        confidence = np.asarray(self.confidence, dtype=float)
+        mean = float(confidence.mean()) if confidence.size else 0.0
+        return (
+            f"TrackResult(t={self.t}, points {shape_of(self.points)}, found {found} of "
+            f"{len(self.points)}, mean confidence {mean:.2f})"
+        )
+
 
 class Tracks(NamedTuple):
     """points: `[T, K, 2]` float64 (x, y) pixels, NaN where a point was not found;
@@ -60,6 +70,15 @@ class Tracks(NamedTuple):
 
     points: torch.Tensor
     confidence: torch.Tensor
+
+    def __repr__(self) -> str:
+        points = np.asarray(self.points, dtype=float)  # [T, K, 2]
+        frames, count = points.shape[:2]
+        lost = int(np.isnan(points).any(-1).sum())
+        return (
+            f"Tracks(points {shape_of(self.points)}, confidence {shape_of(self.confidence)}: "
+            f"{count} points on {frames} frames, {lost} not found)"
+        )
 
 
 def track_keypoints_iter(
