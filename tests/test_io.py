@@ -748,3 +748,28 @@ def test_a_video_without_a_frame_count_is_still_read_by_index(clip, tmp_path):
     with pytest.raises(TypeError, match="frames of the video clip.mkv is not known"):
         len(frames)
     assert torch.equal(frames[2], clip.frames[2]) and torch.equal(frames[-1], clip.frames[5])
+
+
+def test_write_mask_makes_its_folders_and_leaves_none_when_it_fails(tmp_path, monkeypatch):
+    ids = np.zeros((4, 6), np.uint8)
+    ids[1:3, 2:5] = 2
+    io.write_mask(tmp_path / "my_video" / "out" / "00000.png", ids)
+    assert np.array_equal(io.read_mask(tmp_path / "my_video" / "out" / "00000.png")[0], ids)
+    io.write_mask(tmp_path / "my_video" / "out" / "00001.png", ids)  # the folder is there
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        io.write_mask(tmp_path / "new" / "deeper" / "00000.png", ids)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_video"]  # nothing left
+    with pytest.raises(OSError, match="disk full"):
+        io.write_mask(tmp_path / "my_video" / "out" / "00002.png", ids)
+    assert sorted(p.name for p in (tmp_path / "my_video" / "out").iterdir()) == [
+        "00000.png",
+        "00001.png",
+    ]  # a folder that was there stays, with no temporary file
+    (tmp_path / "file").write_text("")
+    with pytest.raises((FileExistsError, NotADirectoryError)):
+        io.write_mask(tmp_path / "file" / "00000.png", ids)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -193,15 +195,31 @@ def _warn_fringe_ids(ids: np.ndarray, source: str) -> None:
 def write_mask(
     path: str | os.PathLike, ids: np.ndarray | torch.Tensor, palette: list[int] | None = None
 ) -> None:
-    """Write ids `[H, W]` (0..255) as a palette PNG, atomically (temp file, then rename)."""
+    """Write ids `[H, W]` (0..255) as a palette PNG, atomically (temp file, then rename).
+    Missing parent folders are made; a failed write removes those it made."""
     if isinstance(ids, torch.Tensor):
         ids = ids.cpu().numpy()
     if ids.ndim != 2 or ids.min() < 0 or ids.max() > 255:
         raise ValueError(f"ids must be [H, W] in 0..255, got shape {ids.shape}")
     img = Image.fromarray(ids.astype(np.uint8), mode="P")
     img.putpalette(palette or DAVIS_PALETTE)
-    with atomic_path(path) as tmp:
+    with _new_folders(Path(path).parent), atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
+
+
+@contextmanager
+def _new_folders(folder: Path) -> Iterator[None]:
+    """Make `folder` and its missing parents; on failure inside, remove those made (when
+    they are still empty)."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield
+    except BaseException:
+        for p in made:  # deepest first
+            with suppress(OSError):
+                p.rmdir()
+        raise
 
 
 def as_mask_tensor(mask) -> torch.Tensor:
