@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     errors.require_device(args.device)
     with runs.locked(args.out) as out:
-        check_out(args, out, [args.frames, args.first_mask])
+        check_out(args, out)
         frames = io.open_frames(args.frames)
         keys = _annotations(Path(args.first_mask), frames)
         session = _session(args, frames, keys)

@@ -2,6 +2,13 @@
 
 import sys
 
-from sfcprop.train.cli import main
+from sfcprop import errors
 
-sys.exit(main())
+
+def _main() -> int:
+    from sfcprop.train.cli import _main as train  # torch loads under the error policy
+
+    return train(None, None)
+
+
+sys.exit(errors.run_command(_main))
