@@ -6,14 +6,14 @@ folder a block writes into must be made by the README's code, so a missing `mkdi
 
 - python blocks: top to bottom in one namespace, with the shipped model;
 - bash blocks: every command, in order (`&&` chains split, `export` kept for the commands
-  after it; a command met again runs once), by `run_command`'s rules: `sfcprop ...` runs as
-  it is written (training and
-  the BN export with `SMALLER_RUNS` appended, one step on tiny crops); `jupyter execute`
-  runs the notebooks of a copy of examples/; the commands that read the clone run in it
-  without changing it, offline: `pip install` as a dry run (`--no-index`: every
-  requirement satisfied by what is installed), `pip download` until it asks the network
-  (its options accepted), `python -m pytest` collecting the suite; a line with `...` is a
-  pattern, its module run with `--help`. A command no rule knows fails the test.
+  after it, a command met again run once), by `run_command`'s rules: `sfcprop ...` runs as
+  it is written (the training and the BN export with `SMALLER_RUNS` appended: one step on
+  tiny crops); `jupyter execute` runs the notebooks of a copy of examples/; the commands
+  that read the clone run in it without changing it, offline: `pip install` as a dry run
+  (`--no-index`: every requirement met by what is installed), `pip download` until it
+  needs the network (its options accepted), `python -m pytest` collecting the suite; a
+  line with `...` is a pattern, its module run with `--help`. A command that no rule
+  knows fails the test.
 """
 
 from __future__ import annotations
