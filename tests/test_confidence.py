@@ -74,7 +74,16 @@ def test_lost_flags_follow_the_area():
     assert stats.area[0] == 1 / 16
     assert stats.confidence[0] == pytest.approx((1 / 16) / AREA_FLOOR)
     assert stats.confidence[1] == 1  # object 2: absent from its keyframe and here
-    assert confidence.lost_flags(7, stats, ref, [1, 2]) == [confidence.Flag(7, "lost", 1, 1 / 16)]
+    lost = confidence.lost_flags(7, stats, ref, [1, 2], OLD)  # 0.2's rule, by name
+    assert lost == [confidence.Flag(7, "lost", 1, 1 / 16)]
+
+
+def test_lost_flags_follow_the_estimated_j():
+    stats = confidence.FrameStats(np.array([0.15, 0.25, 0.1]), *[np.ones(3)] * 6)
+    ref = np.array([9.0, 4.0, 4.0, 0.0])  # the third object is absent from its keyframe
+    got = confidence.lost_flags(2, stats, ref, [3, 5, 8])
+    assert got == [confidence.Flag(2, "lost", 3, 0.15)]  # 0.25 is not below LOST_J = 0.2
+    assert confidence.LOST_J == 0.2
 
 
 def test_lost_flags_name_the_objects_id_and_skip_those_absent_from_the_keyframe():

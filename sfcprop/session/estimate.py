@@ -17,7 +17,7 @@ from importlib import resources
 import numpy as np
 
 METHODS = ("calibrated", "certainty-area")
-DEFAULT_METHOD = "certainty-area"  # "calibrated" once confidence.json is fitted
+DEFAULT_METHOD = "calibrated"
 AREA_FLOOR = 0.25  # "certainty-area": an object may shrink to a quarter before it counts
 
 SIGNALS = (  # the inputs of the calibrated estimate, in the weights' order
