@@ -131,3 +131,25 @@ def test_forward_only_says_which_frames_have_no_result(video, tmp_path, capsys):
     with open(out / "confidence.csv") as f:
         rows = [r for r in csv.DictReader(f) if int(r["frame"]) < 8]
     assert rows and all(float(r["confidence"]) == 0 for r in rows)
+
+
+def test_a_time_estimate_before_the_long_part(video, tmp_path, capsys):
+    """After the first frames, one line says the frames, their size and the time expected;
+    the API says it too where a bar shows."""
+    clip, frames, keys = video
+    rc, _, err = run(capsys, "propagate", frames, keys, "--out", tmp_path / "o", "--backbone", TOY)
+    assert rc == 0
+    lines = [ln for ln in err.splitlines() if "frames of 96x64: about" in ln]
+    assert len(lines) == 1 and "s/frame (timed on the first 3)" in lines[0], err
+    propagate(clip.frames, clip.masks[0], PooledColour().eval(), progress=True)
+    assert "12 frames of 96x64: about" in capsys.readouterr().err
+
+
+def test_the_estimate_suggests_a_smaller_short_side_only_for_large_frames():
+    from sfcprop.io.progress import estimate_line
+
+    assert "short side of 240" in estimate_line(90, (480, 854), 1.2)
+    assert "about 108 s at 1.20 s/frame" in estimate_line(90, (480, 854), 1.2)
+    assert "about 4 min" in estimate_line(200, (480, 854), 1.2)
+    assert "short side" not in estimate_line(90, (240, 426), 0.3)
+    assert "about 27 s at 0.30 s/frame" in estimate_line(90, (240, 426), 0.3)

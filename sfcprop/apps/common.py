@@ -209,15 +209,16 @@ def gif_fps(fps: float) -> float:
     return min(max(fps, low), high) if math.isfinite(fps) and fps > 0 else 10.0
 
 
-def bar(it, total: int | None, quiet: bool, what: str):
+def bar(it, total: int | None, quiet: bool, what: str, size: tuple[int, int] | None = None):
     """`it` with the progress bar (`sfcprop.io.progress`), started once its first item is
-    there (the backbone loaded, the first frame read), so that a failure before shows none.
+    there (the backbone loaded, the first frame read), so that a failure before shows none;
+    with the frames' `size`, a line estimates the time after the first frames.
     A Ctrl-C that a library caught and dropped stops the run at the next item."""
     from sfcprop import errors
     from sfcprop.io.progress import bar as progress_bar
 
     errors.check_interrupted()  # one during start-up: before a bar shows
-    for item in progress_bar(it, enabled=not quiet, total=total, desc=what):
+    for item in progress_bar(it, enabled=not quiet, total=total, desc=what, size=size):
         errors.check_interrupted()
         yield item
 

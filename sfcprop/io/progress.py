@@ -9,6 +9,7 @@ without it a text bar is used instead of tqdm's "IProgress not found" warning.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Iterator
 
 
@@ -26,16 +27,36 @@ def watched() -> bool:
     return in_notebook() or bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+MEASURED = 3  # frames timed (after the first, a keyframe) for the time estimate
+
+
+def estimate_line(total: int, size: tuple[int, int], per_frame: float) -> str:
+    """The line said before a long run: frames, size, the expected time; how to go faster."""
+    h, w = size
+    minutes = total * per_frame / 60
+    took = f"{minutes:.0f} min" if minutes >= 2 else f"{total * per_frame:.0f} s"
+    line = (
+        f"{total} frames of {w}x{h}: about {took} at {per_frame:.2f} s/frame (timed on the "
+        f"first {MEASURED})"
+    )
+    if min(h, w) > 300:
+        line += "; a short side of 240 (--short-side 240, short_side=240) runs several times faster"
+    return line
+
+
 def bar(
     items: Iterable,
     enabled: bool | None = None,
     total: int | None = None,
     desc: str | None = None,
     unit: str = "frame",
+    size: tuple[int, int] | None = None,
 ) -> Iterator:
     """Yield `items`, with a tqdm bar when `enabled` (None: `watched()`), started only once
     the first item is there (so an error at start-up prints no empty bar). The bar's total
-    settles on the count seen when `total` was off (a video header's count can be)."""
+    settles on the count seen when `total` was off (a video header's count can be). With
+    `size` (H, W) and a known total, one line estimates the time once `MEASURED` frames
+    after the first are done (`estimate_line`)."""
     if enabled is None:
         enabled = watched()
     if not enabled:
@@ -52,9 +73,13 @@ def bar(
     with tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True) as b:
         yield first
         b.update()
+        start = time.perf_counter()
         for item in it:
             yield item
             b.update()
+            if size and total and b.n == 1 + MEASURED and total > b.n:
+                took = (time.perf_counter() - start) / MEASURED
+                b.write(estimate_line(total, size, took), file=sys.stderr)
         if b.total != b.n:
             b.total = b.n
             b.refresh()
@@ -74,8 +99,12 @@ def _tqdm():
     return tqdm
 
 
-def frames_bar(items: Iterable, enabled: bool | None, frames=None) -> Iterable:
-    """`bar` over a loop on `frames`, its total their count where known without decoding."""
+def frames_bar(
+    items: Iterable, enabled: bool | None, frames=None, size: tuple[int, int] | None = None
+) -> Iterable:
+    """`bar` over a loop on `frames`, its total their count where known without decoding;
+    `size`: the frames' (H, W), for the time estimate."""
     from sfcprop.io.frames import count_frames
 
-    return bar(items, enabled, total=count_frames(frames) if enabled is not False else None)
+    total = count_frames(frames) if enabled is not False else None
+    return bar(items, enabled, total=total, size=size)

@@ -1,21 +1,21 @@
-"""Where tracking fails: per-object confidence of a propagated frame, and flags.
+"""Where tracking fails: the measures of a propagated object, and flags.
 
 Everything here is derived from the propagation itself, on the feature grid:
 - certainty: the mean soft label of an object over the cells it wins (1 where the top-k
   keys behind those cells agree on it, lower where they are split);
 - area: the object's area (cells it wins) relative to its area in the keyframe(s) the
-  frame was propagated from, capped at 1 (a collapsing object is a failing track);
+  frame was propagated from, capped at 1 (`growth`: not capped);
 - agreement: between a keyframe and the next one, the IoU of the object in the forward
-  and the backward pass (1 when both passes agree, or with one pass only).
-`confidence = certainty * min(1, area / AREA_FLOOR)`, in [0, 1] (an object may shrink to a
-quarter of its keyframe area before that counts against it); 1 for an object absent from
-those keyframes and predicted absent. Chosen by `benchmarks/study_confidence.py` on the 8
-DAVIS-2016 sequences: of the candidates there, it ranked frames by their true J best at
-every keyframe spacing; multiplying by the agreement lowered the rank correlation.
-Flags: an object is "lost" on a frame whose area ratio is
-below `LOST_AREA`; a "cut" is a frame whose dissimilarity to the one before it (1 - the
-mean best cosine within the radius, `propagator.similarity`) is at least `CUT_MIN` and
-`CUT_FACTOR` times the median of the frames before it.
+  and the backward pass (1 when both passes agree, or with one pass only);
+- similarity: the cosine of the object's mean feature with its keyframe's;
+- distance: the frames to the nearest keyframe.
+The confidence combines them into an estimate of the object's J on the frame
+(`sfcprop.session.estimate`: fitted weights, or 0.2's `certainty * min(1, area / 0.25)`
+by name); 1 for an object absent from its keyframes and predicted absent.
+Flags: an object is "lost" on a frame whose estimated J is below `LOST_J` (by the 0.2
+formula: whose area ratio is below `LOST_AREA`); a "cut" is a frame whose dissimilarity to
+the one before it (1 - the mean best cosine within the radius, `propagator.similarity`) is
+at least `CUT_MIN` and `CUT_FACTOR` times the median of the frames before it.
 """
 
 from __future__ import annotations
