@@ -18,10 +18,10 @@ from sfcprop.io.frames import (
     list_images,
     natural_key,
     open_frames,
-    read_image,
     require_av,
 )
 from sfcprop.io.framestore import FrameStore
+from sfcprop.io.images import read_image
 from sfcprop.io.masks import (
     DAVIS_PALETTE,
     MaskSource,

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from sfcprop.io.atomic import atomic_path
-from sfcprop.io.frames import _one_line, open_image
+from sfcprop.io.images import _one_line, open_image
 
 
 def _davis_palette() -> list[int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sfcprop.io.atomic import _write_text
-from sfcprop.io.frames import _one_line
+from sfcprop.io.images import _one_line
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from sfcprop.io.atomic import publish
-from sfcprop.io.frames import image_tensor, require_av, to_uint8
+from sfcprop.io.frames import require_av
+from sfcprop.io.images import image_tensor, to_uint8
 
 
 class VideoWriter:
