@@ -15,7 +15,7 @@ import torch
 from bad_inputs import Case, Inputs, Run, case_id, check
 
 from sfcprop.models import hub
-from sfcprop.models.checkpoints import CheckpointError
+from sfcprop.models.formats import CheckpointError
 from sfcprop.models.registry import REGISTRY, Release
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -22,13 +22,8 @@ import torch.nn.functional as F
 import torchvision
 
 from sfcprop.models import backbone, vit_small8
-from sfcprop.models.checkpoints import (
-    CheckpointError,
-    checkpoint_format,
-    detect_layout,
-    load_encoder_state,
-    read_checkpoint,
-)
+from sfcprop.models.checkpoints import detect_layout, load_encoder_state, read_checkpoint
+from sfcprop.models.formats import CheckpointError, checkpoint_format
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SFCPROP_SHARED", REPO.parent / "shared"))

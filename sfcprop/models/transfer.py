@@ -60,7 +60,8 @@ class NotACheckpointError(WeightsUnavailableError):
 def check_checkpoint(path: Path, name: str) -> None:
     """`NotACheckpointError` (naming the file as `name`) unless `path` is a checkpoint
     that loads safely (`checkpoints.read_checkpoint`: by content, never unsafe pickles)."""
-    from sfcprop.models.checkpoints import CheckpointError, read_checkpoint
+    from sfcprop.models.checkpoints import read_checkpoint
+    from sfcprop.models.formats import CheckpointError
 
     try:
         read_checkpoint(path, name=name)
