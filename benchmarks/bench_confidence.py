@@ -3,7 +3,8 @@ help more than evenly spaced or random ones?
 
 On the 8 DAVIS-2016 development sequences (ground truth on every frame):
 
-    # 1. every propagated frame's measures and true J (frame 0 alone, keyframes every 20)
+    # 1. every propagated frame's measures and true J (frame 0 alone, keyframes every 20);
+    #    written after each run: the same command again resumes an interrupted dump
     python benchmarks/bench_confidence.py dump --short-side 240 \\
         --out benchmarks/results-confidence-signals-240.json
     # 2. leave-one-sequence-out: fit on 7, score on the 8th; per-video Spearman, MAE,
@@ -68,9 +69,13 @@ def dump(args) -> int:
     import sfcprop
 
     model = sfcprop.load_model(args.backbone, short_side=args.short_side)
-    out = []
+    path = Path(args.out)
+    out = json.loads(path.read_text())["runs"] if path.exists() else []  # resumes
+    done = {(r["sequence"], r["spacing"]) for r in out}
     for q, frames, gt in sequences(Path(args.root), args.sequences):
         for spacing in (None, 20):
+            if (q, spacing) in done:
+                continue
             keys = [0] if spacing is None else list(range(0, len(gt), spacing))
             s = session(model, frames, gt, keys, "certainty-area")
             start = time.perf_counter()
@@ -89,9 +94,9 @@ def dump(args) -> int:
                     }
                 )
             out.append({"sequence": q, "spacing": spacing, "seconds": seconds, "frames": rows})
+            path.write_text(json.dumps({"short_side": args.short_side, "runs": out}) + "\n")
             label = "frame 0" if spacing is None else f"every {spacing}"
             print(f"{q} {label}: {len(rows)} frames, {seconds:.0f} s", file=sys.stderr)
-    Path(args.out).write_text(json.dumps({"short_side": args.short_side, "runs": out}) + "\n")
     return 0
 
 
