@@ -71,8 +71,8 @@ class RunGuard:
         if self._owner == threading.get_ident():
             raise RuntimeError(
                 f"cannot {what} while this session's run() is being iterated: finish the "
-                "loop (or break out of it) first, then run again (only the stretches next "
-                "to a change are recomputed)"
+                "loop (break out of it, or close() the iterator) first, then run again "
+                "(only the stretches next to a change are recomputed)"
             )
         with self._lock:
             self._owner = threading.get_ident()
