@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from sfcprop import labels
-from sfcprop.io.frames import list_images
 from sfcprop.io import read_mask
+from sfcprop.io.frames import list_images
 from sfcprop.models import backbone
 from sfcprop.session.api import propagate
 
