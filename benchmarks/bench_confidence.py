@@ -12,7 +12,10 @@ On the 8 DAVIS-2016 development sequences (ground truth on every frame):
     python benchmarks/bench_confidence.py score benchmarks/results-confidence-signals-*.json
     # 3. a simulated annotator: three keyframes added, suggested / uniform / random
     python benchmarks/bench_confidence.py loop --short-side 240 \\
-        --signals benchmarks/results-confidence-signals-240.json
+        --signals benchmarks/results-confidence-signals-240.json \\
+        --out benchmarks/results-confidence-loop-240.json
+    # (in parallel: --sequences a,b,... into several --out files, then
+    #  python benchmarks/bench_confidence.py table FILE... --short-side 240)
 
 Every number is per video, then averaged over the videos (never pooled over videos: easy
 videos have high J and high confidence, which says nothing about which frame to open).
@@ -263,13 +266,17 @@ def loop(args) -> int:
 
     model = sfcprop.load_model(args.backbone, short_side=args.short_side)
     runs = json.loads(Path(args.signals).read_text())["runs"]
-    results: dict[str, list[list[float]]] = {}
-    seconds: list[float] = []
+    path = Path(args.out)
+    done = json.loads(path.read_text()) if path.exists() else {}  # resumes: q -> its runs
     for q, frames, gt in sequences(Path(args.root), args.sequences):
+        if q in done:
+            continue
         w = fit([f for r in runs if r["sequence"] != q for f in r["frames"]])
         estimate.calibration = lambda w=w: {"weights": list(w)}  # leave q out
         n, cache = len(gt), FeatureCache(8 << 30)
 
+        results: dict[str, list[list[float]]] = {}
+        seconds: list[float] = []
         strategies = {"suggested": None, "uniform": None}
         strategies.update({f"random {seed}": seed for seed in range(3)})
         for name, seed in strategies.items():
@@ -291,18 +298,26 @@ def loop(args) -> int:
                 if name == "suggested":
                     seconds.append(time.perf_counter() - start)
             results.setdefault(name.split()[0], []).append(scores)
-        print(
-            f"{q}: " + ", ".join(f"{k} {np.mean(v[-1]):.3f}" for k, v in results.items()),
-            file=sys.stderr,
-        )
-    size = f"{args.short_side}p" if args.short_side else "480p"
-    print(f"J&F (x100) of frames 1.., mean over the videos ({size}), after 0-3 added keyframes")
+        done[q] = {"scores": results, "seconds": seconds}
+        path.write_text(json.dumps(done) + "\n")
+        print(f"{q}: " + ", ".join(f"{k} {np.mean(v, 0)[-1]:.3f}" for k, v in results.items()))
+    return loop_table(done, args.short_side)
+
+
+def loop_table(done: dict, short_side: int | None) -> int:
+    """The annotator loop's table: each strategy's J&F per video (random: the mean of its
+    seeds), then the mean over the videos."""
+    names = list(next(iter(done.values()))["scores"])
+    size = f"{short_side}p" if short_side else "480p"
+    print(f"J&F (x100) of frames 1.., mean over {len(done)} videos ({size}), after 0-3 keyframes")
     print("| strategy | +0 | +1 | +2 | +3 |")
     print("|---|---|---|---|---|")
-    for name, runs_ in results.items():
-        mean = 100 * np.mean(np.array(runs_), axis=0)
+    for name in names:
+        per_video = [np.mean(np.array(d["scores"][name]), axis=0) for d in done.values()]
+        mean = 100 * np.mean(per_video, axis=0)
         label = "random (3 seeds)" if name == "random" else name
         print(f"| {label} | " + " | ".join(f"{v:.1f}" for v in mean) + " |")
+    seconds = [s for d in done.values() for s in d["seconds"]]
     print(
         f"one correction (suggest, annotate, result; features cached): "
         f"{np.mean(seconds):.1f} s mean, {np.max(seconds):.1f} s at most"
@@ -326,10 +341,17 @@ def main() -> int:
             m.add_argument("--out", required=True)
         else:
             m.add_argument("--signals", required=True, help="the dump to fit the weights on")
+            m.add_argument("--out", required=True, help="per-video results (resumes from it)")
+    m = sub.add_parser("table", help="the loop's table from one or more of its --out files")
+    m.add_argument("loops", nargs="+")
+    m.add_argument("--short-side", type=int)
     m = sub.add_parser("score")
     m.add_argument("signals", nargs="+")
     m.add_argument("--write", action="store_true", help="ship the fit on every sequence")
     args = p.parse_args()
+    if args.mode == "table":
+        merged = {q: d for f in args.loops for q, d in json.loads(Path(f).read_text()).items()}
+        return loop_table(merged, args.short_side)
     if args.mode != "score":
         torch.set_num_threads(args.threads)
     return {"dump": dump, "score": score, "loop": loop}[args.mode](args)

@@ -153,3 +153,15 @@ def test_the_estimate_suggests_a_smaller_short_side_only_for_large_frames():
     assert "about 4 min" in estimate_line(200, (480, 854), 1.2)
     assert "short side" not in estimate_line(90, (240, 426), 0.3)
     assert "about 27 s at 0.30 s/frame" in estimate_line(90, (240, 426), 0.3)
+
+
+def test_the_estimate_names_bfloat16_where_the_cpu_has_units_for_it():
+    from pathlib import Path
+
+    from sfcprop.io.progress import estimate_line
+
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+    units = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert ("--precision bfloat16" in estimate_line(90, (240, 426), 0.3)) == units
+    assert "--precision bfloat16" not in estimate_line(90, (240, 426), 0.3, "bfloat16")

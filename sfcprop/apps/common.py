@@ -209,7 +209,14 @@ def gif_fps(fps: float) -> float:
     return min(max(fps, low), high) if math.isfinite(fps) and fps > 0 else 10.0
 
 
-def bar(it, total: int | None, quiet: bool, what: str, size: tuple[int, int] | None = None):
+def bar(
+    it,
+    total: int | None,
+    quiet: bool,
+    what: str,
+    size: tuple[int, int] | None = None,
+    precision=None,
+):
     """`it` with the progress bar (`sfcprop.io.progress`), started once its first item is
     there (the backbone loaded, the first frame read), so that a failure before shows none;
     with the frames' `size`, a line estimates the time after the first frames.
@@ -218,7 +225,9 @@ def bar(it, total: int | None, quiet: bool, what: str, size: tuple[int, int] | N
     from sfcprop.io.progress import bar as progress_bar
 
     errors.check_interrupted()  # one during start-up: before a bar shows
-    for item in progress_bar(it, enabled=not quiet, total=total, desc=what, size=size):
+    for item in progress_bar(
+        it, enabled=not quiet, total=total, desc=what, size=size, precision=precision
+    ):
         errors.check_interrupted()
         yield item
 

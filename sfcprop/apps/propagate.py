@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         objects = [i for i in session.label_ids if i != 0]
         rows, flags = [], []
         with runs.staging(out) as tmp, Pictures(tmp, args, frames) as pictures:
-            for r in bar(session.run(), frames.count, args.quiet, "propagate", session.size):
+            for r in bar(
+                session.run(), frames.count, args.quiet, "propagate", session.size, args.precision
+            ):
                 name = store.name(r.t)
                 io.write_mask(tmp / f"{name}.png", r.ids, palette)
                 pictures.add(name, lambda r=r: _overlay(store[r.t], r.ids, palette))

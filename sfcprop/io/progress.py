@@ -30,8 +30,22 @@ def watched() -> bool:
 MEASURED = 3  # frames timed (after the first, a keyframe) for the time estimate
 
 
-def estimate_line(total: int, size: tuple[int, int], per_frame: float) -> str:
-    """The line said before a long run: frames, size, the expected time; how to go faster."""
+def bfloat16_units() -> bool:
+    """Whether this CPU has bfloat16 units (Linux: AVX512-BF16 or AMX in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read(1 << 16)
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def estimate_line(
+    total: int, size: tuple[int, int], per_frame: float, precision: str | None = None
+) -> str:
+    """The line said before a long run: frames, size, the expected time; how to go faster
+    (a smaller short side; bfloat16 where the CPU has units for it and `precision` is not
+    already a half one)."""
     h, w = size
     minutes = total * per_frame / 60
     took = f"{minutes:.0f} min" if minutes >= 2 else f"{total * per_frame:.0f} s"
@@ -41,6 +55,8 @@ def estimate_line(total: int, size: tuple[int, int], per_frame: float) -> str:
     )
     if min(h, w) > 300:
         line += "; a short side of 240 (--short-side 240, short_side=240) runs several times faster"
+    if precision in (None, "float32") and bfloat16_units():
+        line += "; this CPU has bfloat16 units: --precision bfloat16 is faster (not exact)"
     return line
 
 
@@ -51,6 +67,7 @@ def bar(
     desc: str | None = None,
     unit: str = "frame",
     size: tuple[int, int] | None = None,
+    precision: str | None = None,
 ) -> Iterator:
     """Yield `items`, with a tqdm bar when `enabled` (None: `watched()`), started only once
     the first item is there (so an error at start-up prints no empty bar). The bar's total
@@ -79,7 +96,7 @@ def bar(
             b.update()
             if size and total and b.n == 1 + MEASURED and total > b.n:
                 took = (time.perf_counter() - start) / MEASURED
-                b.write(estimate_line(total, size, took), file=sys.stderr)
+                b.write(estimate_line(total, size, took, precision), file=sys.stderr)
         if b.total != b.n:
             b.total = b.n
             b.refresh()
@@ -100,11 +117,15 @@ def _tqdm():
 
 
 def frames_bar(
-    items: Iterable, enabled: bool | None, frames=None, size: tuple[int, int] | None = None
+    items: Iterable,
+    enabled: bool | None,
+    frames=None,
+    size: tuple[int, int] | None = None,
+    precision: str | None = None,
 ) -> Iterable:
     """`bar` over a loop on `frames`, its total their count where known without decoding;
-    `size`: the frames' (H, W), for the time estimate."""
+    `size` (H, W) and `precision`: for the time estimate."""
     from sfcprop.io.frames import count_frames
 
     total = count_frames(frames) if enabled is not False else None
-    return bar(items, enabled, total=total, size=size)
+    return bar(items, enabled, total=total, size=size, precision=precision)

@@ -41,7 +41,13 @@ def propagate_iter(
     settings) as `propagate`.
     """
     session = Session.streaming(frames, annotations, backbone, semantic, **options)
-    yield from frames_bar(_stream(session, reserve_per_frame), progress, frames, session.size)
+    yield from frames_bar(
+        _stream(session, reserve_per_frame),
+        progress,
+        frames,
+        session.size,
+        session.config.precision,
+    )
 
 
 def _stream(session: Session, reserve_per_frame: int) -> Iterator[FrameResult]:
@@ -101,7 +107,7 @@ def propagate(
         per_frame += len(session.label_ids) * -(-h // 8) * -(-w // 8) * 4
     stream = _stream(session, per_frame)
     out: dict[int, FrameResult] = {}
-    for r in frames_bar(stream, progress, frames, session.size):
+    for r in frames_bar(stream, progress, frames, session.size, session.config.precision):
         out[r.t] = r
     order = [out[t] for t in sorted(out)]
     ids = session.label_ids
@@ -141,6 +147,6 @@ def propagate_soft(
         frames, annotations, backbone, semantic, codec=SoftCodec(), **options
     )
     out = {}
-    for r in frames_bar(session.run(), progress, frames, session.size):
+    for r in frames_bar(session.run(), progress, frames, session.size, session.config.precision):
         out[r.t] = resize_soft(r.soft, session.size).cpu() if full_size else r.soft.cpu()
     return torch.stack([out[t] for t in sorted(out)])
