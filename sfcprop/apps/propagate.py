@@ -151,12 +151,7 @@ def _annotations(path: Path, frames) -> dict[int, Path]:
                 f"the mask {f.name} names no frame of the video: masks are named like the "
                 f"frames they annotate ({frames.name(0)}, {frames.name(1)} ...)"
             )
-        if t in keys:
-            raise ValueError(
-                f"the masks {keys[t].name} and {f.name} both name frame {t} "
-                f"({frames.name(t)}): keep one"
-            )
-        keys[t] = f
+        keys[t] = f  # two files of one frame: list_files refused them
     return keys
 
 

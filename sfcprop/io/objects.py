@@ -21,7 +21,6 @@ from sfcprop.io.masks import (
     MaskSource,
     RawMask,
     _rgb24,
-    as_mask_tensor,
     is_binary,
     read_raw,
 )
@@ -175,7 +174,7 @@ def read_mask(mask: MaskSource) -> tuple[np.ndarray, list[int] | None]:
 def load_first_mask(mask: MaskSource) -> torch.Tensor:
     """A mask (a file, or an array / tensor of ids or of colours; see `read_mask`) as
     int64 `[H, W]`."""
-    return as_mask_tensor(read_mask(mask)[0])
+    return torch.from_numpy(read_mask(mask)[0].astype(np.int64))
 
 
 def colour_table(rgb: np.ndarray) -> tuple[np.ndarray, list[int]]:

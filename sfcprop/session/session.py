@@ -27,7 +27,8 @@ from sfcprop.session import confidence as conf
 from sfcprop.session.cache import FeatureCache
 from sfcprop.session.combine import DEFAULT_RULE, RULES, combine
 from sfcprop.session.estimate import DEFAULT_METHOD, METHODS
-from sfcprop.session.keyframes import Keyframes, RunGuard
+from sfcprop.session.guard import RunGuard
+from sfcprop.session.keyframes import Keyframes
 from sfcprop.session.results import FrameResult, Propagation, _Done, remap, remap_objects
 
 DEFAULT_FEATURE_CACHE = 1 << 30
