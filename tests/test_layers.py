@@ -19,7 +19,8 @@ LAYERS = {
     "core": 3,
     "session": 4,
     "train": 5,
-    "apps": 6,
+    "integrations": 6,
+    "apps": 7,
 }
 TOP = {"__init__", "_aliases"}  # the public face: lazy names of every layer
 

@@ -47,6 +47,24 @@ def _eval(argv: list[str]) -> int:
     return main(argv)
 
 
+def _batch(argv: list[str]) -> int:
+    from sfcprop.apps.batch import main
+
+    return main(argv)
+
+
+def _export(argv: list[str]) -> int:
+    from sfcprop.apps.export import main
+
+    return main(argv)
+
+
+def _cvat(argv: list[str]) -> int:
+    from sfcprop.apps.cvat import main
+
+    return main(argv)
+
+
 def _train_fc(argv: list[str]) -> int:
     from sfcprop.train.cli import COMMAND_PROG, main
 
@@ -57,6 +75,9 @@ def _train_fc(argv: list[str]) -> int:
 DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "backbones": (_backbones, "list the backbone registry"),
     "eval": (_eval, "benchmark on DAVIS / JHMDB / VIP"),
+    "batch": (_batch, "propagate a dataset of videos (resumable; shards; Ray)"),
+    "export": (_export, "write results as COCO / YouTube-VIS / MOTS / DAVIS files"),
+    "cvat": (_cvat, "keyframes from a CVAT task, propagated both ways, uploaded back"),
     "train-fc": (_train_fc, "train the fine-grained network (FC)"),
 }
 

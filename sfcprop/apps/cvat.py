@@ -1,0 +1,8 @@
+"""`sfcprop cvat`: not built yet (a placeholder so the command is listed)."""
+
+from __future__ import annotations
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `sfcprop cvat`."""
+    raise NotImplementedError("sfcprop cvat is being built")
