@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -80,25 +81,16 @@ def run(args: argparse.Namespace) -> int:
     with runs.locked(args.out) as out:
         check_out(args, out)
         frames = io.open_frames(args.frames)
-        keys = _annotations(Path(args.first_mask), frames)
+        keys = annotation_files(Path(args.first_mask), frames)
         session = _session(args, frames, keys)
-        palette = session.codec.palette or io.DAVIS_PALETTE
         store = session.store
-        objects = [i for i in session.label_ids if i != 0]
-        rows, flags = [], []
         with runs.staging(out) as tmp, Pictures(tmp, args, frames) as pictures:
-            for r in bar(
+            results = bar(
                 session.run(), frames.count, args.quiet, "propagate", session.size, args.precision
-            ):
-                name = store.name(r.t)
-                io.write_mask(tmp / f"{name}.png", r.ids, palette)
-                pictures.add(name, lambda r=r: _overlay(store[r.t], r.ids, palette))
-                rows += [
-                    (r.t, name, obj, float(c)) for obj, c in zip(objects, r.confidence, strict=True)
-                ]
-                flags += [(name, f) for f in r.flags]
-            suggested = _suggest(rows, objects, sorted(keys), args.suggest)
-            _write_confidence(tmp, rows, flags, sorted(keys), suggested)
+            )
+            objects, rows, flags, suggested = write_propagation(
+                session, tmp, results, args.suggest, pictures
+            )
     if not args.quiet:
         print(f"wrote {len(rows) // max(1, len(objects))} masks to {out}{pictures.summary()}")
         _summary(objects, rows, flags)
@@ -107,6 +99,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"annotate next: frames {names} (expected to improve the video most)")
     warn_truncated(frames)
     return 0
+
+
+def write_propagation(session, folder: Path, results: Iterable, suggest: int, pictures=None):
+    """Write what `sfcprop propagate` writes of a video into `folder`: a palette PNG per
+    frame of `results` (the session's `run()`, wrapped in a bar), `confidence.csv` and
+    `flags.json` (with the `suggest` frames to annotate next); `pictures`: the overlays
+    asked for (a `Pictures`) or None. Returns `(objects, rows, flags, suggested)`: the
+    object ids, the rows of `confidence.csv` `(t, name, object, confidence)`, the flags
+    `(name, Flag)` and the frames suggested."""
+    from sfcprop import io
+
+    palette = session.codec.palette or io.DAVIS_PALETTE
+    store = session.store
+    objects = [i for i in session.label_ids if i != 0]
+    rows, flags = [], []
+    for r in results:
+        name = store.name(r.t)
+        io.write_mask(folder / f"{name}.png", r.ids, palette)
+        if pictures is not None:
+            pictures.add(name, lambda r=r: _overlay(store[r.t], r.ids, palette))
+        rows += [(r.t, name, obj, float(c)) for obj, c in zip(objects, r.confidence, strict=True)]
+        flags += [(name, f) for f in r.flags]
+    keyframes = sorted(session.keyframes)
+    suggested = _suggest(rows, objects, keyframes, suggest)
+    _write_confidence(folder, rows, flags, keyframes, suggested)
+    return objects, rows, flags, suggested
 
 
 def _session(args: argparse.Namespace, frames, keys: dict[int, Path]):
@@ -132,7 +150,7 @@ def _session(args: argparse.Namespace, frames, keys: dict[int, Path]):
     return session
 
 
-def _annotations(path: Path, frames) -> dict[int, Path]:
+def annotation_files(path: Path, frames) -> dict[int, Path]:
     """`{frame index: mask file}`: one mask file is frame 0's; a folder holds masks named
     like the frames they annotate (the session reads them, into one object table)."""
     from sfcprop import io
