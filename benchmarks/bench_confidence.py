@@ -110,7 +110,22 @@ def stats_of(rows: list[dict]):
     from sfcprop.session.confidence import FrameStats
 
     cols = {m: np.array([r[m] for r in rows], np.float64) for m in MEASURES}
-    return FrameStats(np.zeros(len(rows)), **cols)
+    drop = np.array([r.get("drop", 0.0) for r in rows], np.float64)
+    return FrameStats(np.zeros(len(rows)), **cols, drop=drop)
+
+
+def add_drops(run: dict) -> None:
+    """Each frame's similarity `drop` of a dumped run, as the session computes it: stretch
+    by stretch (a stretch starts after each keyframe), in time order."""
+    from sfcprop.session.confidence import SimilarityTrend
+
+    trend, last = None, None
+    for r in sorted(run["frames"], key=lambda r: r["t"]):
+        t, spacing = r["t"], run["spacing"]
+        if last != t - 1 or t - 1 == 0 or (spacing and (t - 1) % spacing == 0):
+            trend = SimilarityTrend()
+        r["drop"] = float(trend.drop(np.array([r["similarity"]]))[0])
+        last = t
 
 
 def fit(rows: list[dict]) -> np.ndarray:
@@ -154,6 +169,8 @@ def score(args) -> int:
     from sfcprop.session.estimate import SIGNALS, estimate
 
     blocks = [json.loads(Path(p).read_text()) for p in args.signals]
+    for run in (r for b in blocks for r in b["runs"]):
+        add_drops(run)
     table = []
     for block in blocks:
         runs = block["runs"]

@@ -17,9 +17,9 @@ from toys import PooledColour
 
 import sfcprop
 from sfcprop import Session
-from sfcprop.bench.synthetic import generate_clip
-from sfcprop.session.confidence import FrameStats
-from sfcprop.session.estimate import SIGNALS, calibration, estimate, signals
+from sfcprop.bench.synthetic import _texture, generate_clip
+from sfcprop.session.confidence import FrameStats, SimilarityTrend
+from sfcprop.session.estimate import DROP_SCALE, SIGNALS, calibration, estimate, signals
 from sfcprop.session.suggest import reach, suggest_keyframes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -99,6 +99,44 @@ def test_a_lost_flag_comes_on_or_before_the_object_is_gone():
         gone = min(t for t in range(12) if not (clip.masks[t] == 1).any())
         flagged = [f.frame for f in result.flags if f.kind == "lost" and f.object == 1]
         assert flagged and flagged[0] <= gone, (seed, flagged, gone)
+
+
+def look_alike_clip(seed: int, at: int, frames: int = 10):
+    """The generated clip with object 1 replaced, on frame `at` only, by a look-alike: the
+    same shape in the same place, reddish like it, another texture."""
+    clip = generate_clip(num_frames=frames, height=240, width=320, seed=seed)
+    rng = np.random.default_rng(100 + seed)
+    other = _texture(rng, 240, 320, 12) * torch.tensor([0.85, 0.5, 0.3])[:, None, None]
+    video = clip.frames.clone()
+    region = clip.masks[at] == 1
+    video[at][:, region] = (other * 255).round().to(torch.uint8)[:, region]
+    return video, clip.masks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_look_alike_in_the_objects_place_lowers_its_estimate(seed):
+    """The shipped model follows the look-alike (same place, similar colour); the estimate
+    of that frame is below both neighbours' (the similarity drop, `identity`), and below
+    what the same frame gets without the guard."""
+    at = 6
+    video, masks = look_alike_clip(seed, at)
+    result = sfcprop.propagate(video, masks[0], "fc")
+    c = result.confidence[:, 0]
+    assert c[at] < c[at - 1] and c[at] < c[at + 1], c.tolist()
+    plain = sfcprop.propagate(generate_clip(10, 240, 320, seed).frames, masks[0], "fc")
+    assert plain.confidence[at, 0] > c[at], (plain.confidence[:, 0].tolist(), c.tolist())
+
+
+def test_the_similarity_drop_follows_its_recent_median():
+    trend = SimilarityTrend()
+    drops = [float(trend.drop(np.array([s]))[0]) for s in (0.98, 0.97, 0.8, 0.97, 0.96)]
+    assert drops[0] == pytest.approx(0.02) and drops[1] == pytest.approx(0.02)
+    assert drops[2] == pytest.approx(0.98 - 0.8)  # the median of 1, 0.98, 0.97
+    assert drops[3] == pytest.approx(0.975 - 0.97)  # the dip moves the median little
+    assert drops[4] == pytest.approx(0.97 - 0.96)  # the median of 1, 0.98, 0.97, 0.8, 0.97
+    stats = FrameStats(*[np.ones(2)] * 6, np.zeros(2), np.array([0.0, DROP_SCALE / 2]))
+    assert estimate(stats)[1] == pytest.approx(estimate(stats)[0] / 2)
+    assert estimate(stats, "certainty-area")[1] == estimate(stats, "certainty-area")[0]
 
 
 # --------------------------------------------------------------------------- suggestions

@@ -8,7 +8,10 @@ Everything here is derived from the propagation itself, on the feature grid:
 - agreement: between a keyframe and the next one, the IoU of the object in the forward
   and the backward pass (1 when both passes agree, or with one pass only);
 - similarity: the cosine of the object's mean feature with its keyframe's;
-- distance: the frames to the nearest keyframe.
+- distance: the frames to the nearest keyframe;
+- drop: how far the similarity fell below the median of the (up to `DROP_WINDOW`) frames
+  before it in its stretch (the keyframe counting as 1): a look-alike taking the object's
+  place drops it at once, a slow change of appearance does not (`SimilarityTrend`).
 The confidence combines them into an estimate of the object's J on the frame
 (`sfcprop.session.estimate`: fitted weights, or 0.2's `certainty * min(1, area / 0.25)`
 by name); 1 for an object absent from its keyframes and predicted absent.
@@ -34,6 +37,7 @@ LOST_J = 0.2  # "calibrated": lost where the estimated J is below this
 CUT_FACTOR = 4.0  # a cut: dissimilarity this many times the recent median ...
 CUT_MIN = 0.05  # ... and at least this (1 - mean best cosine)
 CUT_HISTORY = 20
+DROP_WINDOW = 5  # frames of the similarity's recent median
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class FrameStats:
     background, left out). `confidence` is the estimate of the frame's J
     (`sfcprop.session.estimate`); `area` the area ratio capped at 1, `growth` uncapped;
     `similarity` the cosine of the object's mean feature with its keyframe's; `distance`
-    the frames to the nearest keyframe (the same for every object)."""
+    the frames to the nearest keyframe (the same for every object); `drop` the fall of the
+    similarity below its recent median (`SimilarityTrend`; None: 0)."""
 
     confidence: np.ndarray
     certainty: np.ndarray
@@ -64,12 +69,33 @@ class FrameStats:
     growth: np.ndarray
     similarity: np.ndarray
     distance: np.ndarray
+    drop: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.drop is None:
+            object.__setattr__(self, "drop", np.zeros_like(self.certainty))
 
     @classmethod
     def constant(cls, objects: int, value: float) -> FrameStats:
         """Every measure `value` (a keyframe: 1, as given; a frame without result: 0)."""
         v = np.full(objects, float(value))
         return cls(v, v, v, v, v, v, np.zeros(objects))
+
+
+class SimilarityTrend:
+    """The `drop` of each frame of one stretch, fed in order (a pass's order; between two
+    keyframes, time order): `max(0, median of the last DROP_WINDOW similarities - this
+    one)`, per object, the stretch's keyframe counting as similarity 1."""
+
+    def __init__(self) -> None:
+        self.history: list[np.ndarray] = []
+
+    def drop(self, similarity: np.ndarray) -> np.ndarray:
+        """`[L]` drop of the next frame's similarity `[L]`; the frame joins the history."""
+        sim = np.asarray(similarity, np.float64)
+        recent = ([np.ones_like(sim)] + self.history)[-DROP_WINDOW:]
+        self.history.append(sim)
+        return np.maximum(0.0, np.median(np.stack(recent), axis=0) - sim)
 
 
 def areas(soft: torch.Tensor) -> np.ndarray:
@@ -103,6 +129,7 @@ def frame_stats(
     *,
     similarity: np.ndarray | None = None,
     distance: int = 0,
+    drop: np.ndarray | None = None,
     method: str = DEFAULT_METHOD,
 ) -> FrameStats:
     """Measures of the frame with soft labels `soft` `[L, h, w]` (combined passes).
@@ -110,7 +137,8 @@ def frame_stats(
     ref_area `[L]`: cells of each channel in the keyframe(s) the frame came from (their
     mean for two); other: `(forward, backward)` soft labels stacked `[2, L, h, w]` when the
     frame lies between two keyframes; similarity `[L]`: `prototype_similarity` (None: 1);
-    distance: frames to the nearest keyframe; method: how the measures become the
+    distance: frames to the nearest keyframe; drop `[L]`: `SimilarityTrend.drop` (None:
+    0); method: how the measures become the
     confidence (`sfcprop.session.estimate.METHODS`)."""
     won = soft.argmax(dim=0)
     area = areas(soft)
@@ -140,6 +168,7 @@ def frame_stats(
         growth[1:],
         sim[1:],
         np.full(len(area) - 1, float(distance)),
+        None if drop is None else np.asarray(drop, np.float64)[1:],
     )
     confidence = np.where(absent[1:], 1.0, estimate(stats, method))
     return replace(stats, confidence=np.clip(confidence, 0, 1))

@@ -1,10 +1,14 @@
 """An object's confidence on a propagated frame: an estimate of its J there, from the
 measures of `sfcprop.session.confidence`.
 
-- "calibrated" (the default): `sigmoid(w . signals)`, the weights fitted to the true
-  per-frame J of the 8 DAVIS-2016 development sequences by
-  `benchmarks/bench_confidence.py --fit` (shipped in `confidence.json`, with the command
-  and the data they came from; that benchmark scores them leave-one-sequence-out).
+- "calibrated" (the default): `sigmoid(w . signals) * identity`, the weights fitted to
+  the true per-frame J of the 8 DAVIS-2016 development sequences by
+  `benchmarks/bench_confidence.py score --write` (shipped in `confidence.json`, with the
+  command and the data they came from; that benchmark scores them leave-one-sequence-out).
+  `identity = clip(1 - drop / DROP_SCALE, 0, 1)`: a fixed guard, not fitted, against a
+  look-alike taking the object's place (the development sequences have too few such
+  frames to weigh it: fitted, the drop's weight comes out 0; as a guard it raises the
+  leave-one-out Spearman with keyframes every 20 from 0.58 to 0.61).
 - "certainty-area": the formula of sfcprop 0.2, `certainty * min(1, area / 0.25)`.
 """
 
@@ -19,6 +23,7 @@ import numpy as np
 METHODS = ("calibrated", "certainty-area")
 DEFAULT_METHOD = "calibrated"
 AREA_FLOOR = 0.25  # "certainty-area": an object may shrink to a quarter before it counts
+DROP_SCALE = 0.5  # "calibrated": a similarity drop of this much sets the estimate to 0
 
 SIGNALS = (  # the inputs of the calibrated estimate, in the weights' order
     "bias",
@@ -75,4 +80,10 @@ def estimate(stats, method: str = DEFAULT_METHOD, weights: np.ndarray | None = N
     if method != "calibrated":
         raise ValueError(f"confidence must be one of {METHODS}, got {method!r}")
     w = np.asarray(calibration()["weights"] if weights is None else weights, np.float64)
-    return sigmoid(signals(stats) @ w)
+    return sigmoid(signals(stats) @ w) * identity(stats)
+
+
+def identity(stats) -> np.ndarray:
+    """`[objects]` in [0, 1]: 1 unless the object's similarity to its keyframe dropped below
+    its recent median (`FrameStats.drop`), 0 from a drop of `DROP_SCALE` on."""
+    return np.clip(1.0 - stats.drop / DROP_SCALE, 0.0, 1.0)

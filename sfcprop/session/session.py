@@ -313,20 +313,20 @@ class Session:
                 for t in range(b):
                     yield t, self._background(ids)
                 return
-            key = self._key_soft(b)
+            key, trend = self._key_soft(b), conf.SimilarityTrend()
             passed = self._pass(b, frames, False)
-            done = {t: self._single(s, key, ids, b - t, sim) for t, s, sim in passed}
+            done = {t: self._single(s, key, ids, b - t, sim, trend) for t, s, sim in passed}
             yield from sorted(done.items())
             return
-        key_a = self._key_soft(a)
+        key_a, trend = self._key_soft(a), conf.SimilarityTrend()
         if b is None:  # after the last keyframe: forward only, streamed
             for t, s, sim in self._pass(a, _count_from(a + 1, self.store), True):
-                yield t, self._single(s, key_a, ids, t - a, sim)
+                yield t, self._single(s, key_a, ids, t - a, sim, trend)
             return
         forward = {t: (s, sim) for t, s, sim in self._pass(a, range(a + 1, b), True)}
         if self.forward_only:
             for t, (soft, sim) in forward.items():
-                yield t, self._single(soft, key_a, ids, t - a, sim)
+                yield t, self._single(soft, key_a, ids, t - a, sim, trend)
             return
         key_b = self._key_soft(b)
         area_a, area_b = conf.areas(key_a), conf.areas(key_b)
@@ -338,19 +338,25 @@ class Session:
             soft = combine(fw, bw, t - a, b - t, self.rule)
             w = (b - t) / (b - a)
             ref = w * area_a + (1 - w) * area_b
+            sim = w * sim_f + (1 - w) * sim_b
             stats = conf.frame_stats(
                 soft,
                 ref,
                 torch.stack([fw, bw]),
-                similarity=w * sim_f + (1 - w) * sim_b,
+                similarity=sim,
                 distance=min(t - a, b - t),
+                drop=trend.drop(sim),
                 method=self.method,
             )
             yield t, _Done(soft, ids, stats, ref)
 
-    def _single(self, soft: torch.Tensor, key: torch.Tensor, ids, distance: int, sim) -> _Done:
+    def _single(self, soft, key, ids, distance: int, sim, trend: conf.SimilarityTrend) -> _Done:
+        """A frame of one pass: `trend` holds the pass's similarities before it."""
         ref = conf.areas(key)
-        stats = conf.frame_stats(soft, ref, similarity=sim, distance=distance, method=self.method)
+        drop = trend.drop(sim)
+        stats = conf.frame_stats(
+            soft, ref, similarity=sim, distance=distance, drop=drop, method=self.method
+        )
         return _Done(soft, ids, stats, ref)
 
     def _background(self, ids) -> _Done:
