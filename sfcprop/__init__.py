@@ -8,6 +8,8 @@
   frames)` per video: keyframes and corrections that recompute only what changes.
 - `Config`, `PRESETS`: every setting of a run, validated once (`Config.preset("davis", ...)`).
 - `backbone(name, weights=...)`, `list_backbones()`: the registry.
+- `batch(source, out, ...)`: every video of a dataset folder or a manifest, resumable, in
+  shards or on Ray (`sfcprop batch`; docs/batch.md).
 - `sfcprop.io`, `sfcprop.viz`: reading and writing labels, overlays.
 
 Results are CPU torch tensors (`.numpy()` for arrays).
@@ -46,6 +48,7 @@ _EXPORTS = {
     "propagate_soft": "session",
     "track_keypoints": "session",
     "track_keypoints_iter": "session",
+    "batch": "apps.batch",
 }
 _DEPRECATED = {"Preset": "Config", "get_preset": "Config.preset"}  # 0.1's names
 
@@ -76,6 +79,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors
     from sfcprop import io
+    from sfcprop.apps.batch import batch
     from sfcprop.config import PRESETS, Config
     from sfcprop.core.budget import MemoryBudgetError, MemoryPlan
     from sfcprop.core.propagator import Propagator, load_model
@@ -110,6 +114,7 @@ __all__ = [
     "TrackResult",
     "Tracks",
     "backbone",
+    "batch",
     "io",
     "list_backbones",
     "load_model",
