@@ -1,7 +1,7 @@
 """`sfcprop export` and `sfcprop.io.exports`: results of real runs (generated clips, a toy
 backbone) and written masks exported as DAVIS, COCO, YouTube-VIS and MOTS files, read
 back with pycocotools and scored with trackeval; on a DAVIS sequence trackeval's J equals
-`sfcprop eval davis`'s; bad inputs give one error line."""
+`sfcprop eval davis`'s. Written results and bad inputs: tests/test_exports_inputs.py."""
 
 import csv
 import json
@@ -254,6 +254,7 @@ def test_trackeval_scores_mots_against_itself_as_perfect(results, tmp_path, caps
     m = trackeval.metrics
     res, messages = evaluator.evaluate([dataset], [m.HOTA(), m.CLEAR(), m.Identity()])
     assert messages == {"MOTSChallenge": {"mots": "Success"}}
+    assert [p.name for p in out.iterdir()] == ["mots"]  # trackeval wrote elsewhere
     scores = res["MOTSChallenge"]["mots"]["COMBINED_SEQ"]["pedestrian"]
     assert np.all(scores["HOTA"]["HOTA"] == 1.0) and scores["CLEAR"]["MOTA"] == 1.0
     assert scores["Identity"]["IDF1"] == 1.0 and scores["CLEAR"]["IDSW"] == 0
