@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -142,7 +143,7 @@ def test_the_shards_together_equal_the_unsharded_run(dataset, serial, tmp_path, 
     for i, n in ((0, 2), (1, 1)):
         rc, stdout, err = run(capsys, dataset, "--out", out, "--backbone", TOY, "--shard", f"{i}/2")
         assert rc == 0, err
-        assert f"batch {i}/2: {n} videos written" in stdout
+        assert f"batch shard {i}/2: {n} videos written" in stdout
     got, want = read_out(out), read_out(serial)
     assert sorted(got) == list(NAMES)
     for name in NAMES:
@@ -361,3 +362,51 @@ def test_out_inside_the_dataset_or_a_foreign_folder_is_refused(dataset, tmp_path
     rc, _, err = run(capsys, dataset, "--out", foreign, "--backbone", TOY)
     assert rc == 1 and "not a batch's output folder" in err
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_formats_are_exported_once_every_shard_is_done(dataset, serial, tmp_path, capsys):
+    """--format coco --format ytvis: shard 0/2 alone leaves the exports for later (the
+    command to run them); shard 1/2 finishes the source and writes them beside DIR; the
+    COCO file read back with pycocotools gives the ids of the masks."""
+    from pycocotools.coco import COCO
+
+    out = tmp_path / "out"
+    argv = [dataset, "--out", out, "--backbone", TOY, "--format", "coco", "--format", "ytvis"]
+    rc, _, err = run(capsys, *argv, "--shard", "0/2")
+    assert rc == 0 and "no exports yet" in err and "sfcprop export" in err
+    assert not (tmp_path / "out-exports").exists()
+    rc, stdout, err = run(capsys, *argv, "--shard", "1/2")
+    assert rc == 0, err
+    exports = tmp_path / "out-exports"
+    assert f"wrote {exports / 'coco' / 'instances.json'}" in stdout
+    assert (exports / "ytvis" / "results.json").is_file()
+    coco = COCO(str(exports / "coco" / "instances.json"))
+    want = read_out(serial)
+    for image in coco.dataset["images"]:
+        video, frame = image["file_name"].removesuffix(".jpg").split("/")
+        ids = np.zeros((image["height"], image["width"]), np.uint8)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image["id"])):
+            ids[coco.annToMask(ann) > 0] = ann["object"]
+        assert np.array_equal(ids, want[video][frame]), (video, frame)
+    assert len(coco.dataset["images"]) == 15
+
+
+def test_sigterm_leaves_finished_videos_and_no_half_written_one(dataset, tmp_path):
+    (tmp_path / "slowtoy.py").write_text(SLOW_TOY)
+    path = os.pathsep.join([str(REPO), str(REPO / "tests"), str(tmp_path)])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sfcprop.apps.cli", "batch", str(dataset), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--backbone", "slowtoy:Slow", "--quiet"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(out.glob(".bear.tmp-*/*.png")):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "sfcprop: error: terminated\n"
+    assert not (out / "bear").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["batch.json"]  # no staging, no lock

@@ -22,6 +22,7 @@ from sfcprop import errors
 from sfcprop.apps.batch_worker import (
     BatchSettings,
     VideoRow,
+    check_backbones,
     check_record,
     check_settings,
     read_summary,
@@ -98,8 +99,9 @@ def batch(
     `out/summary.jsonl` and the batch goes on. `shard`: "i/N" or a `Shard` (None: from
     torchrun's / a SLURM array's environment, else the whole source). `engine="ray"`:
     `workers` Ray actors (`num_cpus` / `num_gpus` each; `RAY_ADDRESS` or a running
-    `ray.init()` picks the cluster). `formats`: besides davis, files `sfcprop export` writes
-    (coco, ytvis, mots), once no video of the source is left to run. Other keywords:
+    `ray.init()` picks the cluster). `formats`: besides davis (the video folders), what
+    `sfcprop export` writes (coco, ytvis, mots), into `exports` (default `<out>-exports`
+    beside `out`) once no video of the source is left to run. Other keywords:
     `Config` fields (`short_side`, `precision`, `device` ...); `rule` (None: the default),
     `forward_only` and `suggest` as `sfcprop propagate`'s. Returns a `BatchReport`."""
     from sfcprop.apps.sources import shard_from_env
@@ -149,6 +151,8 @@ def batch(
         rule = DEFAULT_RULE
     s = BatchSettings(backbone, weights, semantic, preset, settings, rule, forward_only, suggest)
     check_settings(s)
+    if engine == "ray":
+        check_backbones(s)  # the serial engine builds the models before any video
     out.mkdir(parents=True, exist_ok=True)
     check_record(out, s, {"keyframes": keyframes})
 
@@ -162,7 +166,11 @@ def batch(
     if engine == "ray":
         from sfcprop.apps.batch_ray import run_ray
 
-        rows = run_ray(s, out, todo, workers, num_cpus, num_gpus, say.enabled)
+        def on_row(row: VideoRow) -> None:
+            if row.status == "failed":
+                say(f"failed: {row.name}: {row.error}")
+
+        rows = run_ray(s, out, todo, workers, num_cpus, num_gpus, say.enabled, on_row)
     else:
         from sfcprop.apps.batch_serial import run_serial
 
@@ -325,7 +333,8 @@ def main(argv: list[str]) -> int:
     ok = sum(r.status == "ok" for r in report.rows)
     if not args.quiet:
         print(
-            f"batch {report.shard}: {ok} videos written, {len(report.failed)} failed, "
+            f"batch{f' shard {report.shard}' if report.shard.count > 1 else ''}: "
+            f"{ok} videos written, {len(report.failed)} failed, "
             f"{report.skipped} finished before ({report.videos} in this shard) -> {report.out}"
         )
         for path in report.exports:

@@ -1,5 +1,6 @@
 """`sfcprop batch --engine ray`: a Ray Data dataset with one row per video, mapped by
-`map_batches` over `VideoActor` (one batch = one video), `concurrency` actors, each of
+`map_batches` over `VideoActor` (one batch = one video), `workers` actors (an
+`ActorPoolStrategy` of that size: `concurrency=workers` before Ray 2.51), each of
 which builds the model once and runs the videos it is given as the serial engine does
 (staging folders, the summary row, failures recorded). `ray.init()` without arguments
 joins the cluster of `RAY_ADDRESS` (or of a running `ray start`), else starts a local one;
@@ -10,6 +11,8 @@ node sees (a shared file system). Ray is an extra: pip install "sfcprop[ray]".
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -71,6 +74,8 @@ def run_ray(
     ray = require_ray()
     if not todo:
         return []
+    if not progress:  # Ray Data logs its progress where no bar shows
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     started = not ray.is_initialized()
     if started:
         ray.init(logging_level="warning", log_to_driver=False)
@@ -87,18 +92,29 @@ def run_ray(
                 "threads": num_cpus,
             },
             batch_size=1,
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),  # `concurrency=workers`
             num_cpus=num_cpus or 1,
             num_gpus=num_gpus or 0,
         )
         rows = []
-        for item in ds.iter_rows():
-            if item["row"]:
-                row = VideoRow(**json.loads(item["row"]))
-                rows.append(row)
-                if on_row is not None:
-                    on_row(row)
+        try:
+            for item in ds.iter_rows():
+                if item["row"]:
+                    row = VideoRow(**json.loads(item["row"]))
+                    rows.append(row)
+                    if on_row is not None:
+                        on_row(row)
+        except ray.exceptions.RayError as e:
+            raise RuntimeError(f"the Ray engine failed: {_last_error(e)}") from None
         return rows
     finally:
         if started:
             ray.shutdown()
+
+
+def _last_error(e: BaseException) -> str:
+    """The innermost `SomeError: message` of a Ray error (whose text holds the remote
+    traceback), else its first line."""
+    text = str(e)
+    found = re.findall(r"(\w+(?:Error|Exception|Interrupt): .*?)(?:\n|$)", text)
+    return found[-1].strip() if found else (text.splitlines() or [type(e).__name__])[0]

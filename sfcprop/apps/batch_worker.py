@@ -223,6 +223,26 @@ def check_settings(settings: BatchSettings) -> None:
     Config.for_run(settings.semantic is not None, settings.preset, **given)
 
 
+def check_backbones(settings: BatchSettings) -> None:
+    """Fail now, with the registry's message, on a backbone name that is neither registered
+    nor a file, and on a `module:callable` that does not import (the Ray engine builds the
+    models in its actors, where an error would come back wrapped in Ray's)."""
+    from sfcprop.models.registry import REGISTRY
+
+    for spec in (settings.backbone, settings.semantic):
+        if not isinstance(spec, str) or spec in REGISTRY or Path(spec).expanduser().exists():
+            continue
+        if ":" in spec:
+            _net(spec)
+            continue
+        raise KeyError(
+            f"{spec!r} is neither a registered backbone ({', '.join(REGISTRY)}) nor an "
+            "existing checkpoint file"
+        )
+    if settings.weights is not None and not Path(settings.weights).expanduser().is_file():
+        raise FileNotFoundError(f"no such weights file: {settings.weights}")
+
+
 def _net(spec, weights: str | None = None):
     from sfcprop.apps.common import backbone_arg
 
