@@ -236,6 +236,8 @@ def test_a_corrupt_video_fails_alone_and_retry_failed_redoes_it(dataset, serial,
     assert rc == 1
     assert "2 videos written, 1 failed" in stdout
     assert err.strip().splitlines()[-1].startswith("sfcprop: error: 1 of 3 videos failed")
+    assert "batch 3/3 videos: 100%" in err  # the bar over videos and frames
+    assert "failed: cat: " in err
     rows = summary(out)
     assert rows["cat"]["status"] == "failed" and "00002.png" in rows["cat"]["error"]
     assert "\n" not in rows["cat"]["error"]

@@ -33,7 +33,7 @@ ENGINES = ("serial", "ray")
 FORMATS = ("davis", "coco", "ytvis", "mots")
 
 EPILOG = """examples:
-  sfcprop batch DAVIS --out results/ --image-set val --short-side 480
+  sfcprop batch DAVIS --out results/ --image-set val --keyframes first --short-side 480
   sfcprop batch videos.csv --out results/ --format coco --format ytvis
   sfcprop batch DAVIS --out results/ --shard 0/4          # copy 0 of 4 (any launcher)
   sfcprop batch DAVIS --out results/ --retry-failed       # redo the videos that failed

@@ -43,6 +43,7 @@ class BatchBar:
         from sfcprop.io.frames import count_frames
 
         self.n, self.done, self.bar = len(todo), 0, None
+        self.seen: dict[str, int] = {}
         self.counts = {j.name: count_frames(j.frames) or 0 for j in todo} if enabled else {}
         if enabled:
             from sfcprop.io.progress import _tqdm
@@ -63,25 +64,24 @@ class BatchBar:
             self.bar.close()
 
     def frames(self, items: Iterable, total: int | None, name: str) -> Iterable:
-        seen = 0
+        """`items`, the frames of video `name`, counted on the bar."""
+        self.seen[name] = 0
         if self.bar is not None:
             self.bar.set_postfix_str(name, refresh=False)
         for item in items:
             errors.check_interrupted()
             yield item
-            seen += 1
+            self.seen[name] += 1
             if self.bar is not None:
                 self.bar.update()
-        self.counts[name] = seen
 
     def video_done(self, job: VideoJob, row: VideoRow | None) -> None:
         self.done += 1
         if self.bar is None:
             return
-        expected = self.counts.get(job.name, 0)
-        if row is None or row.status != "ok":  # the frames it did not write: off the total
-            written = 0 if row is None else self.counts.get(job.name, 0)
-            self.bar.total = max(self.bar.n, (self.bar.total or 0) - (expected - written))
+        missed = self.counts.get(job.name, 0) - self.seen.get(job.name, 0)
+        if missed:  # a video that failed, or had fewer frames: off the total
+            self.bar.total = max(self.bar.n, (self.bar.total or 0) - missed)
         if row is not None and row.status == "failed":
             self.bar.write(f"failed: {job.name}: {row.error}", file=sys.stderr)
         self.bar.set_description_str(self._desc())

@@ -153,10 +153,10 @@ def read_dataset(
     masks_root = masks / level if level and (masks / level).is_dir() else masks
     if image_set is not None:
         names = _image_set(root, image_set, level)
-        for n in names:
-            check_name(n, f"image set {image_set}")
     else:
         names = sorted(p.name for p in frames_root.iterdir() if _visible_dir(p))
+    for n in names:
+        check_name(n, str(frames_root))
     return [
         VideoJob(n, str(frames_root / n), str(masks_root / n), "masks", keyframes) for n in names
     ]
