@@ -44,6 +44,58 @@ class Memory:
             slots[0] = (1 + context - len(self.recent), slots[0][1])
         return slots
 
+    def key(self) -> tuple[int, ...]:
+        """The identity of the feature tensors in the memory, in slot order: two memories
+        with the same key give the same `Affinity` to a query."""
+        return (id(self.first[0]), *(id(feats) for feats, _ in self.recent))
+
+
+@dataclass(frozen=True)
+class Affinity:
+    """The labels-independent part of one step: each query cell's top-k `weights` and
+    `index` into the memory's stacked labels `[(slots h w), L]`, and the `similarity` to
+    the most recent slot (None without one). Passes whose memories hold the same feature
+    tensors (`Memory.key`) get the same affinity for a query."""
+
+    weights: torch.Tensor
+    index: torch.Tensor
+    similarity: float | None
+
+
+def step_affinity(
+    query: torch.Tensor,
+    memory: Memory,
+    config: Config,
+    global_rows: int = budget.GLOBAL_ROWS,
+    window_elems: int = budget.WINDOW_ELEMS,
+) -> Affinity:
+    """The `Affinity` of the frame with features `query` `[C, h, w]` to `memory`."""
+    n = query.shape[1] * query.shape[2]
+    feats0 = memory.first[0]
+    candidates = [affinity.global_topk(query, feats0, config.topk, config.temperature, global_rows)]
+    sim = None
+    for slot, (mult, (feats, _)) in enumerate(memory.short_term(config.context), start=1):
+        vals, idx = affinity.local_topk(
+            query,
+            feats,
+            config.radius,
+            config.topk,
+            config.temperature,
+            max_window_elems=window_elems,
+        )
+        candidates += [(vals, idx + slot * n)] * mult
+        sim = float(vals[:, 0].mean()) * config.temperature  # the best key, as a cosine
+    weights, index = affinity.merge_topk(candidates, config.topk)
+    return Affinity(weights, index, sim)
+
+
+def gather_soft(found: Affinity, memory: Memory, grid: tuple[int, int]) -> torch.Tensor:
+    """Soft labels `[L, h, w]` of the `grid` frame whose `Affinity` to `memory` is `found`."""
+    banks = [memory.first[1]] + [soft for _, soft in memory.recent]
+    bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
+    out = affinity.gather_labels(found.weights, found.index, bank)
+    return rearrange(out, "(h w) l -> l h w", h=grid[0], w=grid[1])
+
 
 def step_soft(
     query: torch.Tensor,
@@ -58,28 +110,10 @@ def step_soft(
     `global_rows` / `window_elems`: block sizes of the affinity (memory, not results).
     `scores`: a dict that receives `"similarity"`, the frame's `similarity` to the most
     recent frame of the memory (read off that slot's top-k, at no extra cost)."""
-    c, h, w = query.shape
-    n = h * w
-    feats0, labels0 = memory.first
-    candidates = [affinity.global_topk(query, feats0, config.topk, config.temperature, global_rows)]
-    banks = [labels0]
-    for slot, (mult, (feats, soft)) in enumerate(memory.short_term(config.context), start=1):
-        vals, idx = affinity.local_topk(
-            query,
-            feats,
-            config.radius,
-            config.topk,
-            config.temperature,
-            max_window_elems=window_elems,
-        )
-        candidates += [(vals, idx + slot * n)] * mult
-        banks.append(soft)
-    if scores is not None and len(banks) > 1:  # the best key of the last slot, as a cosine
-        scores["similarity"] = float(vals[:, 0].mean()) * config.temperature
-    weights, index = affinity.merge_topk(candidates, config.topk)
-    bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
-    out = affinity.gather_labels(weights, index, bank)
-    return rearrange(out, "(h w) l -> l h w", h=h, w=w)
+    found = step_affinity(query, memory, config, global_rows, window_elems)
+    if scores is not None and found.similarity is not None:
+        scores["similarity"] = found.similarity
+    return gather_soft(found, memory, tuple(query.shape[1:]))
 
 
 def similarity(query: torch.Tensor, previous: torch.Tensor, radius: float) -> float:
@@ -99,17 +133,24 @@ class Pass:
     plan: budget.MemoryPlan | None = None
     last_similarity: float | None = None
 
-    def step(self, query: torch.Tensor) -> torch.Tensor:
-        """Soft labels `[L, h, w]` of the next frame from its features `query` `[C, h, w]`;
-        the frame joins the memory."""
-        config = self.model.config
+    def affinity(self, query: torch.Tensor) -> Affinity:
+        """The `Affinity` of the next frame (features `query` `[C, h, w]`) to the memory."""
         blocks = (self.plan.global_rows, self.plan.window_elems) if self.plan else ()
-        scores: dict = {}
         with numeric.no_tf32():
-            soft = step_soft(query, self.memory, config, *blocks, scores=scores)
-            if "similarity" not in scores:  # no short-term slot (context 0)
-                scores["similarity"] = similarity(query, self.memory.first[0], config.radius)
-        self.last_similarity = scores["similarity"]
+            return step_affinity(query, self.memory, self.model.config, *blocks)
+
+    def step(self, query: torch.Tensor, found: Affinity | None = None) -> torch.Tensor:
+        """Soft labels `[L, h, w]` of the next frame from its features `query` `[C, h, w]`;
+        the frame joins the memory. `found`: its `affinity`, when already computed (by a
+        pass whose memory has the same `Memory.key`)."""
+        config = self.model.config
+        with numeric.no_tf32():
+            found = found if found is not None else self.affinity(query)
+            soft = gather_soft(found, self.memory, tuple(query.shape[1:]))
+            sim = found.similarity
+            if sim is None:  # no short-term slot (context 0)
+                sim = similarity(query, self.memory.first[0], config.radius)
+        self.last_similarity = sim
         if config.context > 0:
             self.memory.recent.append((query, soft))
         if config.max_memory is not None:
