@@ -38,6 +38,7 @@ from cvat_sdk.masks import decode_mask, encode_mask  # noqa: E402
 import sfcprop  # noqa: E402
 from sfcprop.bench.synthetic import generate_clip  # noqa: E402
 from sfcprop.integrations import cvat_shapes as shapes  # noqa: E402
+from sfcprop.session.confidence import DROP_WINDOW  # noqa: E402
 
 MODULE = "sfcprop.integrations.cvat"
 TASK = 7  # the agent checks that a state is used on the task it was made on
@@ -180,6 +181,24 @@ def test_polygons_rectangles_and_points_keep_their_type(fc, clip):
         assert np.isfinite(points.points).all()
 
 
+def test_shapes_tracked_together_share_each_steps_affinity(fc, clip):
+    """Shapes started on one frame hold the same frames in memory: one affinity per frame
+    serves them all (their labels are gathered each on its own; the polygon test above
+    checks each against propagate alone). A shape started later has its own."""
+    first = (clip.masks[0] == 1).numpy()
+    given = [
+        cvataa.TrackableShape(type="mask", points=encode_mask(first)),
+        cvataa.TrackableShape(type="rectangle", points=shapes.mask_box(first)),
+    ]
+    frames = [fc.preprocess_image(None, pil(f)) for f in clip.frames[:3]]
+    states = [fc.init_tracking_state(None, frames[0], s) for s in given]
+    assert all(fc.track(None, frames[1], s) is not None for s in states)
+    assert len(frames[1].affinities) == 1
+    states.append(fc.init_tracking_state(None, frames[1], given[0]))
+    assert all(fc.track(None, frames[2], s) is not None for s in states)
+    assert len(frames[2].affinities) == 2
+
+
 def test_memory_stays_flat_over_200_frames(fc):
     """The state holds the keyframe and the m most recent frames: its tensors stop growing
     after m frames, an old frame's features are freed, and dropping the state (as the
@@ -199,6 +218,7 @@ def test_memory_stays_flat_over_200_frames(fc):
         if t == 1:
             early = weakref.ref(state.run.memory.recent[-1][0])
     assert state.steps == 200 and len(state.run.memory.recent) == context
+    assert len(state.trend.history) <= DROP_WINDOW  # the similarity trend, bounded too
     assert len(set(sizes[context:])) == 1 and sizes[-1] == max(sizes)
     gc.collect()
     assert early() is None  # frame 1's features left the memory and were freed

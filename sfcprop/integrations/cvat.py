@@ -7,7 +7,8 @@ cvat-cli --server-host URL --auth USER function run-agent FUNCTION_ID \\
     --function-module sfcprop.integrations.cvat -p backbone=str:fc -p short_side=int:480
 ```
 `create(**params)` builds the model once; `preprocess_image` encodes each frame once for
-every shape on it; each shape's state is one forward pass of the reference protocol (its
+every shape on it (and shapes tracked together from one frame share each step's
+affinity, see `Frame`); each shape's state is one forward pass of the reference protocol (its
 keyframe plus the m most recent frames, `sfcprop.core.propagator.Memory`, bounded);
 `track` returns None where sfcprop's calibrated confidence says the object is lost (CVAT
 then ends the track) rather than a wrong shape. Shapes: mask, polygon, rectangle (the box
@@ -25,7 +26,7 @@ import torch
 from cvat_sdk import auto_annotation as cvataa
 
 from sfcprop.config import PRESETS
-from sfcprop.core.propagator import Pass, Propagator, load_model
+from sfcprop.core.propagator import Affinity, Pass, Propagator, load_model
 from sfcprop.integrations import cvat_shapes as shapes
 from sfcprop.labels import keypoints
 from sfcprop.labels.codecs import MaskCodec
@@ -44,10 +45,19 @@ TOPN = 3  # cells averaged to place a point (as `track_keypoints`)
 
 @dataclass(frozen=True)
 class Frame:
-    """A preprocessed image: its unit features `[C, h, w]` and its size `(H, W)`."""
+    """A preprocessed image: its unit features `[C, h, w]` and its size `(H, W)`.
+
+    `affinities`: a memo of this frame's `Affinity` to each memory (`Memory.key`) a track
+    has asked for: shapes started on the same frame and tracked together share their
+    memory's frames, so the costly part of a step runs once for all of them (the labels,
+    the only part that differs, are gathered per shape). It lives as long as the frame's
+    request; nothing else about the frame changes."""
 
     features: torch.Tensor
     size: tuple[int, int]
+    affinities: dict[tuple[int, ...], Affinity] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 @dataclass
@@ -64,7 +74,8 @@ class TrackState:
     codec: MaskCodec | None = None  # region shapes: how masks go to the grid and back
     vertices: int = 0  # a polygon's vertex count
     steps: int = 0  # frames tracked since the keyframe
-    lost: bool = field(default=False)
+    lost: bool = False
+    trend: conf.SimilarityTrend = field(default_factory=conf.SimilarityTrend)
 
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor the state holds (the memory's features and labels, the prototypes)."""
@@ -132,7 +143,11 @@ class SfcpropTracker:
             )
         if state.lost:
             return None
-        soft = state.run.step(pp_image.features)
+        key = state.run.memory.key()
+        found = pp_image.affinities.get(key)
+        if found is None:
+            found = pp_image.affinities[key] = state.run.affinity(pp_image.features)
+        soft = state.run.step(pp_image.features, found)
         state.steps += 1
         points = self._shape_points(state, pp_image.features, soft)
         if points is None:
@@ -153,10 +168,15 @@ class SfcpropTracker:
 
 
 def is_lost(state: TrackState, features: torch.Tensor, soft: torch.Tensor) -> bool:
-    """sfcprop's rule on a tracked frame: the calibrated estimate of the object's J below
-    `confidence.LOST_J` (`confidence.lost_flags`, as a `Session` flags it)."""
+    """sfcprop's rule on a tracked frame, the measures as a `Session`'s forward pass takes
+    them: the calibrated estimate of the object's J below `confidence.LOST_J`
+    (`confidence.lost_flags`). The similarity trend keeps only the frames it reads."""
     similarity = conf.prototype_similarity(features, soft, state.key)
-    stats = conf.frame_stats(soft, state.ref_area, similarity=similarity, distance=state.steps)
+    drop = state.trend.drop(similarity)
+    del state.trend.history[: -conf.DROP_WINDOW]
+    stats = conf.frame_stats(
+        soft, state.ref_area, similarity=similarity, distance=state.steps, drop=drop
+    )
     return bool(conf.lost_flags(state.steps, stats, state.ref_area, [1]))
 
 
