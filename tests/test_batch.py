@@ -1,6 +1,6 @@
 """`sfcprop batch` / `sfcprop.batch`: three generated videos in the DAVIS layout and as a
-manifest, shards, resuming after SIGKILL, a corrupt video, keyframes, keypoints, bad
-inputs. The Ray engine: tests/test_batch_ray.py."""
+manifest, shards, resuming after SIGKILL, SIGTERM, a corrupt video, exports. What it
+reads and bad inputs: tests/test_batch_sources.py; the Ray engine: tests/test_batch_ray.py."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from toys import PooledColour
 import sfcprop
 from sfcprop import io
 from sfcprop.apps import cli
-from sfcprop.apps.sources import Shard, parse_shard, shard_from_env
+from sfcprop.apps.sources import Shard
 from sfcprop.bench.synthetic import generate_clip
 
 TOY = "toys:PooledColour"  # tests/toys.py, importable while pytest runs
@@ -159,19 +159,6 @@ def _jobs(dataset):
     return read_source(dataset)
 
 
-def test_shards_from_the_environment_and_bad_shards():
-    assert shard_from_env({}) == (Shard(0, 1), None)
-    assert shard_from_env({"RANK": "1", "WORLD_SIZE": "4"}) == (Shard(1, 4), "RANK")
-    env = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "5"}
-    assert shard_from_env(env) == (Shard(2, 3), "SLURM_ARRAY_TASK_ID")
-    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID='9'"):
-        shard_from_env({**env, "SLURM_ARRAY_TASK_ID": "9"})
-    assert parse_shard(" 3/4 ") == Shard(3, 4)
-    for bad in ("4/4", "1", "-1/2", "a/b", "1/0"):
-        with pytest.raises(ValueError, match="--shard expects i/N"):
-            parse_shard(bad)
-
-
 def test_a_rerun_skips_what_is_finished(dataset, serial, capsys):
     before = {p: p.stat().st_mtime_ns for p in serial.glob("*/*.png")}
     rc, out, err = run(capsys, dataset, "--out", serial, "--backbone", TOY)
@@ -258,61 +245,6 @@ def test_a_corrupt_video_fails_alone_and_retry_failed_redoes_it(dataset, serial,
         assert np.array_equal(read_out(out)["cat"][stem], ids)
 
 
-def test_first_keyframe_only_and_a_resolution_level(tmp_path, capsys):
-    """DAVIS ground truth annotates every frame: --keyframes first uses frame 0's alone;
-    JPEGImages/480p/ is found by itself."""
-    root = tmp_path / "DAVIS"
-    clip = generate_clip(num_frames=4, height=40, width=56, seed=1)
-    for sub in ("JPEGImages/480p/v", "Annotations/480p/v", "ImageSets/2017"):
-        (root / sub).mkdir(parents=True)
-    for t, f in enumerate(clip.frames):
-        Image.fromarray(f.permute(1, 2, 0).numpy()).save(root / f"JPEGImages/480p/v/{t:05d}.jpg")
-        io.write_mask(root / f"Annotations/480p/v/{t:05d}.png", clip.masks[t])
-    (root / "ImageSets/2017/val.txt").write_text("v\n")
-    out = tmp_path / "out"
-    rc, _, err = run(
-        capsys,
-        root,
-        "--out",
-        out,
-        "--backbone",
-        TOY,
-        "--image-set",
-        "val",
-        "--keyframes",
-        "first",
-        "--quiet",
-    )
-    assert rc == 0, err
-    want = sfcprop.propagate(
-        root / "JPEGImages/480p/v", clip.masks[0].long(), PooledColour().eval()
-    )
-    for t in range(4):
-        assert np.array_equal(io.read_mask(out / "v" / f"{t:05d}.png")[0], want.ids[t].numpy())
-    assert json.loads((out / "v" / "flags.json").read_text())["keyframes"] == [0]
-
-
-def test_keypoints_rows_write_what_track_writes(tmp_path, capsys):
-    clip = generate_clip(num_frames=4, height=40, width=56, seed=2)
-    frames = tmp_path / "clip"
-    frames.mkdir()
-    for t, f in enumerate(clip.frames):
-        Image.fromarray(f.permute(1, 2, 0).numpy()).save(frames / f"{t}.png")
-    (tmp_path / "points.json").write_text(json.dumps([[10, 12], [30, 20]]))
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"frames": "clip", "annotations": "points.json"}) + "\n")
-    out = tmp_path / "out"
-    rc, _, err = run(capsys, manifest, "--out", out, "--backbone", TOY, "--quiet")
-    assert rc == 0, err
-    argv = ["track", frames, tmp_path / "points.json", "--out", tmp_path / "t", "--backbone", TOY]
-    assert cli.main([str(a) for a in argv] + ["--quiet"]) == 0
-    capsys.readouterr()
-    for name in ("tracks.csv", "tracks.json"):
-        assert (out / "clip" / name).read_text() == (tmp_path / "t" / name).read_text()
-    row = summary(out)["clip"]
-    assert row["task"] == "keypoints" and row["objects"] == 2 and row["frames"] == 4
-
-
 def test_the_python_entry_returns_a_report(dataset, serial, tmp_path):
     report = sfcprop.batch(
         dataset, tmp_path / "out", PooledColour().eval(), shard="1/2", progress=False
@@ -323,36 +255,6 @@ def test_the_python_entry_returns_a_report(dataset, serial, tmp_path):
     for stem, ids in want["cat"].items():
         assert np.array_equal(got["cat"][stem], ids)
     assert torch.get_num_threads() == 1
-
-
-def _bad(tmp_path: Path, name: str) -> tuple[list, str]:
-    """Inputs that must fail with one line: (argv after `batch`, part of the message)."""
-    empty = tmp_path / "empty"
-    empty.mkdir(exist_ok=True)
-    no_frames = tmp_path / "no-frames.csv"
-    no_frames.write_text("frames,annotations\n,first.png\n")
-    typo = tmp_path / "typo.csv"
-    typo.write_text("frame,annotations\nclip,first.png\n")
-    return {
-        "no JPEGImages": ([empty], "has no JPEGImages/ folder"),
-        "missing source": ([tmp_path / "nope"], "no such dataset folder or manifest"),
-        "row without frames": ([no_frames], "line 2: no frames"),
-        "unknown column": ([typo], "unknown column(s) ['frame']"),
-        "bad shard": ([empty, "--shard", "2/2"], "--shard expects i/N"),
-    }[name]
-
-
-@pytest.mark.parametrize(
-    "name", ["no JPEGImages", "missing source", "row without frames", "unknown column", "bad shard"]
-)
-def test_bad_inputs_give_one_error_line(name, tmp_path, capsys):
-    argv, message = _bad(tmp_path, name)
-    out = tmp_path / "out"
-    rc, _, err = run(capsys, *argv, "--out", out, "--backbone", TOY)
-    assert rc in (1, 2), err
-    assert err.startswith("sfcprop: error: ") and len(err.strip().splitlines()) == 1, err
-    assert message in err
-    assert not out.exists()
 
 
 def test_out_inside_the_dataset_or_a_foreign_folder_is_refused(dataset, tmp_path, capsys):

@@ -255,7 +255,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed)")
     d = p.add_argument_group("dataset folders")
     d.add_argument("--image-set", metavar="NAME", help="ImageSets/**/NAME.txt, or a .txt file")
-    d.add_argument("--annotations", default="Annotations", metavar="FOLDER", help="masks folder")
+    d.add_argument(
+        "--annotations",
+        default="Annotations",
+        metavar="FOLDER",
+        help="the keyframe masks' folder (default: %(default)s)",
+    )
     d.add_argument("--resolution", metavar="LEVEL", help="JPEGImages/LEVEL (e.g. 480p)")
     d.add_argument(
         "--keyframes",
@@ -268,9 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", metavar="i/N", help="copy i of N (default: RANK / SLURM array)")
     r.add_argument("--retry-failed", action="store_true", help="run only the failed videos")
     r.add_argument("--engine", choices=ENGINES, default="serial", help="default: %(default)s")
-    r.add_argument("--workers", type=int, default=1, help="Ray actors (default: 1)")
-    r.add_argument("--num-cpus", type=float, help="CPUs per Ray actor")
-    r.add_argument("--num-gpus", type=float, help="GPUs per Ray actor")
+    r.add_argument("--workers", type=int, default=1, metavar="K", help="Ray actors (default: 1)")
+    r.add_argument("--num-cpus", type=float, metavar="N", help="CPUs per Ray actor (default: 1)")
+    r.add_argument("--num-gpus", type=float, metavar="N", help="GPUs per Ray actor (default: 0)")
     r.add_argument(
         "--format",
         action="append",

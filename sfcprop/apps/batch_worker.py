@@ -308,7 +308,8 @@ def check_record(out: Path, settings: BatchSettings, extra: Mapping[str, Any]) -
     mine = {**settings.record(), **extra}
     path = out / RECORD
     if not path.exists():
-        others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        # (batch.json itself may appear meanwhile: another shard starting at once)
+        others = [p.name for p in out.iterdir() if p.name[0] != "." and p.name != RECORD]
         if others:
             raise ValueError(
                 f"--out {out} holds files ({', '.join(sorted(others)[:3])} ...) but no "
