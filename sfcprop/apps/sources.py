@@ -235,7 +235,10 @@ def _json_lines(path: Path):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path.name} line {n}: not JSON ({e.msg})") from None
+                raise ValueError(
+                    f"{path.name} line {n}: not JSON ({e.msg}); a JSON-lines manifest holds "
+                    "one object a line"
+                ) from None
             if not isinstance(row, dict):
                 raise ValueError(
                     f"{path.name} line {n}: expected an object such as "
@@ -256,7 +259,7 @@ def _check_columns(columns: Sequence[str], where: str) -> None:
 
 
 def _job(row: Mapping, base: Path, where: str, keyframes: str) -> VideoJob:
-    frames, annotations = _cell(row, "frames"), _cell(row, "annotations")
+    frames, annotations = _cell(row, "frames", where), _cell(row, "annotations", where)
     for column, value in (("frames", frames), ("annotations", annotations)):
         if not value:
             raise ValueError(
@@ -264,9 +267,9 @@ def _job(row: Mapping, base: Path, where: str, keyframes: str) -> VideoJob:
                 "annotations, a mask, a folder of keyframe masks or a points file)"
             )
     frames_path, annotations_path = _resolve(frames, base), _resolve(annotations, base)
-    name = _cell(row, "name") or Path(frames).stem
+    name = _cell(row, "name", where) or Path(frames).stem
     check_name(name, where)
-    task = _cell(row, "task") or (
+    task = _cell(row, "task", where) or (
         "keypoints" if Path(annotations).suffix.lower() in POINT_SUFFIXES else "masks"
     )
     if task not in TASKS:
@@ -274,10 +277,10 @@ def _job(row: Mapping, base: Path, where: str, keyframes: str) -> VideoJob:
     return VideoJob(name, frames_path, annotations_path, task, keyframes)
 
 
-def _cell(row: Mapping, column: str) -> str:
+def _cell(row: Mapping, column: str, where: str) -> str:
     value = row.get(column)
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{column} must be a string (a path or a name), got {value!r}")
+        raise ValueError(f"{where}: {column} must be a string (a path or a name), got {value!r}")
     return (value or "").strip()
 
 
