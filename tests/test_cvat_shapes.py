@@ -34,6 +34,8 @@ def test_a_mask_shape_is_cvats_rle_both_ways():
     assert shapes.mask_to_shape("mask", np.zeros(HW, bool)) is None
     with pytest.raises(shapes.ShapeError, match="does not fit the 40x30 image"):
         shapes.shape_to_mask("mask", points, (30, 40))
+    with pytest.raises(shapes.ShapeError, match="holds no pixel"):
+        shapes.shape_to_mask("mask", encode_mask(np.zeros(HW, bool), bbox=[0, 0, 4, 4]), HW)
 
 
 @pytest.mark.parametrize("vertices", [4, 12, 40])

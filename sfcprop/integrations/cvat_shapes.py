@@ -59,9 +59,12 @@ def shape_to_mask(shape_type: str, points: Sequence[float], hw: tuple[int, int])
     h, w = hw
     if check_type(shape_type) == "mask":
         try:
-            return cvat_masks.decode_mask(list(points), image_width=w, image_height=h)
+            mask = cvat_masks.decode_mask(list(points), image_width=w, image_height=h)
         except ValueError as e:
             raise ShapeError(f"a mask shape that does not fit the {w}x{h} image: {e}") from None
+        if not mask.any():
+            raise ShapeError("the mask shape holds no pixel: draw the object first")
+        return mask
     if shape_type == "polygon":
         return rasterise_polygon(_numbers(points, "polygon", 6).reshape(-1, 2), hw)
     if shape_type == "rectangle":
