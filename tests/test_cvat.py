@@ -37,7 +37,9 @@ from cvat_sdk.masks import decode_mask, encode_mask  # noqa: E402
 
 import sfcprop  # noqa: E402
 from sfcprop.bench.synthetic import generate_clip  # noqa: E402
+from sfcprop.integrations import cvat_boxes as boxes  # noqa: E402
 from sfcprop.integrations import cvat_shapes as shapes  # noqa: E402
+from sfcprop.labels.ids import decode as decode_ids  # noqa: E402
 from sfcprop.session.confidence import DROP_WINDOW  # noqa: E402
 
 MODULE = "sfcprop.integrations.cvat"
@@ -114,6 +116,7 @@ def test_cvat_cli_loads_the_function_with_its_parameters(fc):
         ("colour=str:red", r"unknown parameter\(s\) colour; expected: -p backbone=str"),
         ("preset=str:fast", "preset must be one of davis"),
         ("threads=bool:true", "threads must be int"),
+        ("box=str:circle", "box must be one of refine, fill, got 'circle'"),
     ],
 )
 def test_a_bad_parameter_says_what_is_expected(param, message):
@@ -156,7 +159,8 @@ def test_a_mask_comes_back_as_propagate_gives_it_then_none_once_gone(fc, clip):
 def test_polygons_rectangles_and_points_keep_their_type(fc, clip):
     """A polygon comes back with its vertex count, around the region forward-only
     propagate gives its rasterised mask; a rectangle is exactly the box of the region
-    propagate gives the box filled; points come back as many points."""
+    propagate_soft gives the box's labels (`cvat_boxes.box_soft`); points come back as
+    many points."""
     frames = [pil(f) for f in clip.frames[:6]]
     rect = (clip.masks[0] == 2).numpy()
     box = shapes.mask_box(rect)
@@ -168,17 +172,34 @@ def test_polygons_rectangles_and_points_keep_their_type(fc, clip):
     ]
     out = run(frames, given)
     hw = rect.shape
-    masks = [shapes.shape_to_mask(s.type, s.points, hw) for s in given[:2]]
-    refs = [sfcprop.propagate(clip.frames[:6], m, fc.model, forward_only=True) for m in masks]
+    poly_ref = sfcprop.propagate(
+        clip.frames[:6], shapes.shape_to_mask("polygon", polygon, hw), fc.model, forward_only=True
+    )
+    features = fc.model.encode(clip.frames[0])
+    soft0, _ = boxes.box_soft(fc.model, features, box, hw, "refine")
+    box_ref = sfcprop.propagate_soft(clip.frames[:6], soft0, fc.model, forward_only=True)
     for t, (poly, rectangle, points) in enumerate(out, start=1):
         assert poly.type == "polygon" and len(poly.points) == len(polygon)
         drawn = shapes.shape_to_mask("polygon", poly.points, hw)
-        region = refs[0].ids[t].numpy() == 1
+        region = poly_ref.ids[t].numpy() == 1
         assert (drawn & region).sum() / (drawn | region).sum() > 0.9, t
         assert rectangle.type == "rectangle"
-        assert rectangle.points == list(shapes.mask_box(refs[1].ids[t].numpy() == 1)), t
+        tracked = decode_ids(box_ref[t], [0, 1], hw).numpy() == 1
+        assert rectangle.points == list(shapes.mask_box(tracked)), t
         assert points.type == "points" and len(points.points) == 4
         assert np.isfinite(points.points).all()
+
+
+def test_box_fill_tracks_the_box_filled(clip):
+    """`-p box=str:fill`: the box filled is the first mask (propagate gives the same box)."""
+    fn = start_agent("backbone=str:fc", "threads=int:1", "box=str:fill")
+    box = shapes.mask_box((clip.masks[0] == 2).numpy())
+    given = cvataa.TrackableShape(type="rectangle", points=box)
+    out = run([pil(f) for f in clip.frames[:4]], [given])
+    filled = shapes.box_to_mask(box, clip.masks[0].shape)
+    ref = sfcprop.propagate(clip.frames[:4], filled, fn.model, forward_only=True)
+    for t, (rectangle,) in enumerate(out, start=1):
+        assert rectangle.points == list(shapes.mask_box(ref.ids[t].numpy() == 1)), t
 
 
 def test_shapes_tracked_together_share_each_steps_affinity(fc, clip):

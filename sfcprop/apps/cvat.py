@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sfcprop.config import PRESETS
 from sfcprop.errors import UsageError
+from sfcprop.session.combine import DEFAULT_RULE, RULES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,7 +32,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="davis", choices=sorted(PRESETS), help="settings preset")
     p.add_argument("--short-side", type=int, help="resize frames to this short side first")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--rule", help="how two passes combine between keyframes (Session's rules)")
+    p.add_argument(
+        "--rule", choices=RULES, help=f"how two passes combine between keyframes ({DEFAULT_RULE})"
+    )
+    p.add_argument(
+        "--box",
+        choices=("refine", "fill"),
+        default="refine",
+        help="how a rectangle becomes its object's mask on its keyframe (default refine)",
+    )
     p.add_argument("--suggest", type=int, default=3, help="frames to suggest annotating next")
     p.add_argument(
         "--dry-run",
@@ -70,7 +79,13 @@ def main(argv: list[str]) -> int:
         data = task.get_annotations()
         model = _model(args)
         upload = propagate_task(
-            model, frames, data, task.get_labels(), rule=args.rule, suggest=args.suggest
+            model,
+            frames,
+            data,
+            task.get_labels(),
+            rule=args.rule,
+            suggest=args.suggest,
+            box=args.box,
         )
         for line in upload.skipped:
             print(f"left out: {line}", file=sys.stderr)

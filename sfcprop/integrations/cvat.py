@@ -12,7 +12,7 @@ affinity, see `Frame`); each shape's state is one forward pass of the reference 
 keyframe plus the m most recent frames, `sfcprop.core.propagator.Memory`, bounded);
 `track` returns None where sfcprop's calibrated confidence says the object is lost (CVAT
 then ends the track) rather than a wrong shape. Shapes: mask, polygon, rectangle (the box
-filled is the object on the first frame; the box of the propagated region comes back) and
+becomes labels by `cvat_boxes`; the box of the propagated region comes back) and
 points (tracked as keypoints: None once a point's map vanishes). See docs/cvat.md.
 """
 
@@ -27,6 +27,7 @@ from cvat_sdk import auto_annotation as cvataa
 
 from sfcprop.config import PRESETS
 from sfcprop.core.propagator import Affinity, Pass, Propagator, load_model
+from sfcprop.integrations import cvat_boxes as boxes
 from sfcprop.integrations import cvat_shapes as shapes
 from sfcprop.labels import keypoints
 from sfcprop.labels.codecs import MaskCodec
@@ -39,6 +40,7 @@ PARAMETERS = {  # name: (type, what it is), as `-p name=type:value`
     "short_side": (int, "frames resized to this short side before the backbone"),
     "device": (str, "torch device, e.g. cpu or cuda (default cpu)"),
     "threads": (int, "torch CPU threads (default: torch's)"),
+    "box": (str, "how a rectangle becomes labels: refine (default) or fill"),
 }
 TOPN = 3  # cells averaged to place a point (as `track_keypoints`)
 
@@ -99,8 +101,9 @@ class SfcpropTracker:
 
     spec = cvataa.TrackingFunctionSpec(supported_shape_types=shapes.SHAPE_TYPES)
 
-    def __init__(self, model: Propagator) -> None:
+    def __init__(self, model: Propagator, box: str = "refine") -> None:
         self.model = model
+        self.box = boxes.check_rule(box)
 
     def preprocess_image(self, context: object, image: PIL.Image.Image) -> Frame:
         """The frame's features, computed once for every shape tracked on it."""
@@ -121,6 +124,8 @@ class SfcpropTracker:
         if kind == "points":
             xy = shapes.points_to_array(shape.points, size)
             soft = keypoints.encode_keypoints(xy, size, grid)
+        elif kind == "rectangle":
+            soft, codec = boxes.box_soft(model, pp_image.features, shape.points, size, self.box)
         else:
             mask = shapes.shape_to_mask(kind, shape.points, size)
             codec = MaskCodec()
@@ -193,6 +198,7 @@ def create(**params: object) -> SfcpropTracker:
                 f"parameter {name} must be {kind.__name__} (-p {name}={kind.__name__}:...), got "
                 f"{type(value).__name__} {value!r}; expected: {usage()}"
             )
+    boxes.check_rule(str(params.get("box", "refine")))
     preset = params.get("preset", "davis")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -205,7 +211,8 @@ def create(**params: object) -> SfcpropTracker:
 
         net = backbone(str(net), weights=params["weights"])
     settings = {"short_side": params["short_side"]} if "short_side" in params else {}
-    return SfcpropTracker(load_model(net, preset=preset, device=device, **settings))
+    model = load_model(net, preset=preset, device=device, **settings)
+    return SfcpropTracker(model, str(params.get("box", "refine")))
 
 
 def usage() -> str:

@@ -5,19 +5,20 @@ Objects: each track is one object (its shapes that are not `outside` are its key
 `outside` shape says it is absent there); standalone shapes of one label and one group
 (0 when ungrouped) are one object across frames. An object's keyframes are the frames
 where it is drawn (or marked outside): objects with the same keyframes are propagated
-together by one keyframe `Session` as one id map (masks, polygons and rectangles, the
-box filled; later shapes over earlier ones, by z order), objects with other keyframes by
-sessions of their own, so an object not drawn on a frame says nothing about it there.
-Each points object has its own keypoint session (the same number of points on each of
-its keyframes). Results come back as shapes of the object's own type on every frame that
-is not one of its keyframes, except where sfcprop flags it lost; the confidence goes into
-`score` and into the label's attribute named "confidence" where it has one.
+together by one keyframe `Session` as one id map (masks, polygons and rectangles, a box
+made a mask by `cvat_boxes`; later shapes over earlier ones, by z order), objects with
+other keyframes by sessions of their own, so an object not drawn on a frame says nothing
+about it there. Each points object has its own keypoint session (the same number of
+points on each of its keyframes). Results come back as shapes of the object's own type
+on every frame that is not one of its keyframes, except where sfcprop flags it lost; the
+confidence goes into `score` and into the label's attribute named "confidence" where it
+has one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 from cvat_sdk.api_client import models
 
 from sfcprop.core.propagator import Propagator
+from sfcprop.integrations import cvat_boxes as boxes
 from sfcprop.integrations import cvat_shapes as shapes
 from sfcprop.io.atomic import atomic_path
 from sfcprop.labels.codecs import KeypointCodec
@@ -112,11 +114,21 @@ def read_objects(data: models.LabeledData) -> tuple[list[TaskObject], list[str]]
     return list(objects.values()), skipped
 
 
-def keyframe_masks(objects: Sequence[TaskObject], hw: tuple[int, int]) -> dict[int, np.ndarray]:
+def keyframe_masks(
+    objects: Sequence[TaskObject],
+    hw: tuple[int, int],
+    region: Callable[[TaskObject, int, list[float]], np.ndarray] | None = None,
+) -> dict[int, np.ndarray]:
     """`{frame: ids [H, W] uint8}` of the region objects: object i (of those given) is id
-    i + 1, drawn in z order (then in the order given)."""
+    i + 1, drawn in z order (then in the order given). `region(obj, frame, points)`: an
+    object's bool mask (default: `cvat_shapes.shape_to_mask`, a rectangle filled)."""
     if len(objects) > 255:
         raise ValueError(f"at most 255 region objects per task, got {len(objects)}")
+    if region is None:
+
+        def region(obj: TaskObject, t: int, points: list[float]) -> np.ndarray:
+            return shapes.shape_to_mask(obj.shape_type, points, hw)
+
     frames = sorted({t for obj in objects for t in obj.keyframes})
     out = {}
     for t in frames:
@@ -125,7 +137,7 @@ def keyframe_masks(objects: Sequence[TaskObject], hw: tuple[int, int]) -> dict[i
         for _, i, obj in sorted(drawn, key=lambda d: d[:2]):
             points = obj.keyframes.get(t)
             if points is not None:
-                ids[shapes.shape_to_mask(obj.shape_type, points, hw)] = i + 1
+                ids[region(obj, t, points)] = i + 1
         out[t] = ids
     return out
 
@@ -173,9 +185,12 @@ def propagate_task(
     *,
     rule: str | None = None,
     suggest: int = 3,
+    box: str = "refine",
 ) -> Upload:
     """Propagate a task's keyframes both ways through `frames` (anything a `Session`
-    reads, at the task's size); returns the shapes to upload and the frames to check."""
+    reads, at the task's size); returns the shapes to upload and the frames to check.
+    box: how a rectangle becomes its object's mask (`cvat_boxes.BOX_RULES`)."""
+    boxes.check_rule(box)
     objects, skipped = read_objects(data)
     if not objects:
         raise ValueError("the task holds no mask, polygon, rectangle or points annotation")
@@ -188,7 +203,7 @@ def propagate_task(
     checks: list[Check] = []
     options = {"rule": rule} if rule else {}
     for group in groups.values():
-        result = _regions(model, frames, group, options)
+        result = _regions(model, frames, group, options, box)
         lost = {(f.frame, f.object) for f in result.flags if f.kind == "lost"}
         for t in range(len(result.ids)):
             if t in result.keyframes:
@@ -209,11 +224,17 @@ def propagate_task(
     return Upload(models.LabeledDataRequest(shapes=out), checks, skipped)
 
 
-def _regions(model, frames, group: Sequence[TaskObject], options) -> Propagation:
+def _regions(model, frames, group: Sequence[TaskObject], options, box: str) -> Propagation:
     """Region objects with the same keyframes, propagated together (object i: id i + 1)."""
     session = Session(model, frames, **options)
     size = tuple(session.store[0].shape[1:])
-    for t, ids in keyframe_masks(group, size).items():
+
+    def region(obj: TaskObject, t: int, points: list[float]) -> np.ndarray:
+        if obj.shape_type == "rectangle":
+            return boxes.box_mask(model, session.store[t], points, box)
+        return shapes.shape_to_mask(obj.shape_type, points, size)
+
+    for t, ids in keyframe_masks(group, size, region).items():
         session.annotate(t, ids)
     return session.result()
 
