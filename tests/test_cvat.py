@@ -80,6 +80,14 @@ def clip():
     return generate_clip(num_frames=12, height=120, width=160, seed=1, leaves_at=6)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def torch_threads():
+    """`-p threads=int:1` sets torch's threads for the process: put them back after."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def fc_function():
     """The agent started with the fc backbone (one thread: a shared CPU)."""

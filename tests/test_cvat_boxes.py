@@ -17,8 +17,7 @@ from sfcprop.integrations import cvat_shapes as shapes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
+def model(one_thread):
     return sfcprop.load_model("fc", short_side=240)
 
 

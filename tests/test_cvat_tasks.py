@@ -10,7 +10,6 @@ import uuid
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip(
     "cvat_sdk", reason="the cvat extra (cvat-sdk >= 2.80, Python >= 3.11) is not installed"
@@ -56,8 +55,7 @@ def clip():
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
+def model(one_thread):
     return sfcprop.load_model("fc")
 
 
