@@ -267,7 +267,13 @@ def _summary_lock(out: Path) -> Iterator[None]:
     fd = os.open(out / ".summary.lock", os.O_RDWR | os.O_CREAT, 0o666)
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:  # a file system without locks (some NFS, Lustre mounts)
+                raise OSError(
+                    f"cannot lock {out / '.summary.lock'} ({e.strerror}): this file system "
+                    "has no flock; give each shard its own --out"
+                ) from None
         yield
     finally:
         os.close(fd)  # releases the lock
