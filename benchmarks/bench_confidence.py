@@ -168,7 +168,11 @@ def lead(rows: list[dict], flagged: np.ndarray) -> float | None:
 def score(args) -> int:
     from sfcprop.session.estimate import SIGNALS, estimate
 
-    blocks = [json.loads(Path(p).read_text()) for p in args.signals]
+    merged: dict = {}  # dumps of one size (e.g. --sequences split in parallel) scored as one
+    for p in args.signals:
+        block = json.loads(Path(p).read_text())
+        merged.setdefault(block["short_side"], []).extend(block["runs"])
+    blocks = [{"short_side": k, "runs": v} for k, v in merged.items()]
     for run in (r for b in blocks for r in b["runs"]):
         add_drops(run)
     table = []

@@ -76,7 +76,11 @@ def run_sequence(net, frames, gt, spacing, args) -> dict:
                     soft = s.passes[t][0] if t in s.passes else s.results[t].soft
                 else:
                     fw, bw, df, db = s.passes[t]
-                    soft = combine(fw, bw, df, db, name)
+                    areas = (
+                        confidence.areas(s._key_soft(t - df)),
+                        confidence.areas(s._key_soft(t + db)),
+                    )
+                    soft = combine(fw, bw, df, db, name, areas)
             else:  # after the last keyframe: forward only, whatever the rule
                 soft = s.results[t].soft
             j, f = score(decode(soft, size), gt[t])

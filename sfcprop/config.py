@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 RESIZE_POLICIES = ("antialias", "float")
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 PRECISIONS = ("float32", "float16", "bfloat16")
+# other keyframes a pass keeps as global keys (benchmarks/bench_stretches.py, README "Keyframes")
+KEYFRAME_MEMORY = 0
 
 
 def _f(default: Any, help: str, *, cli: bool = True) -> Any:
@@ -70,11 +72,17 @@ class Config:
         "to fit, or the run stops before any work saying what would fit",
     )
     device: str = _f("cpu", "cpu, cuda, cuda:1 ...")
+    keyframe_memory: int = _f(
+        KEYFRAME_MEMORY,
+        "other keyframes (the nearest) each pass keeps as global keys besides its own; 0: "
+        "each pass sees its own keyframe only (sfcprop 0.3)",
+    )
     note: str = field(default="", compare=False, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         _check_int("topk", self.topk, 1)
         _check_int("context", self.context, 0)
+        _check_int("keyframe_memory", self.keyframe_memory, 0)
         _check_positive("radius", self.radius)
         _check_positive("temperature", self.temperature)
         if self.lam is not None:
@@ -272,9 +280,10 @@ def _bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-_TYPES = {"size": _size, "max_memory": _bytes, "topk": int, "context": int, "short_side": int}
+_TYPES = {"size": _size, "max_memory": _bytes, "short_side": int}
+_TYPES |= dict.fromkeys(("topk", "context", "keyframe_memory"), int)
 _CHOICES = {"resize": RESIZE_POLICIES, "precision": PRECISIONS}
-_METAVARS = {"size": "HxW", "max_memory": "SIZE", "short_side": "N"}
+_METAVARS = {"size": "HxW", "max_memory": "SIZE", "short_side": "N", "keyframe_memory": "N"}
 
 
 def add_arguments(

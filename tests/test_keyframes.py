@@ -100,9 +100,69 @@ def test_combination_rules():
     a, b = 0.5 * 0.9, 0.5 * 0.6  # equal distances: weights by each pass's certainty
     torch.testing.assert_close(combine(fw, bw, 2, 2, "certainty"), (a * fw + b * bw) / (a + b))
     for rule in RULES:
-        assert torch.allclose(combine(fw, bw, 1, 2, rule).sum(0), torch.ones(1, 1))
+        areas = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+        assert torch.allclose(combine(fw, bw, 1, 2, rule, areas).sum(0), torch.ones(1, 1))
     with pytest.raises(ValueError, match="rule must be one of"):
         combine(fw, bw, 1, 1, "vote")
+
+
+def test_the_guard_keeps_the_pass_that_trusts_itself_where_the_passes_disagree():
+    """Agreeing passes: "distance". Disagreeing ones (IoU < 0.5): the pass whose own
+    estimate (certainty, area against its keyframe, distance) is higher, whole."""
+    obj = torch.zeros(2, 4, 4)
+    obj[1, :2, :2] = 1  # the object in the top-left corner, certain
+    obj[0] = 1 - obj[1]
+    moved = obj.roll(2, dims=2)  # the same object elsewhere: IoU 0
+    area = np.array([12.0, 4.0])  # its keyframe: 4 cells
+    same = combine(obj, obj * 0.9 + 0.05, 1, 3, "guard", (area, area))
+    torch.testing.assert_close(same, 0.75 * obj + 0.25 * (obj * 0.9 + 0.05))
+    unsure = 0.55 * moved + 0.45 * moved.flip(0)  # backward: the object at 0.55 only
+    assert torch.equal(combine(obj, unsure, 3, 1, "guard", (area, area)), obj)
+    assert torch.equal(combine(unsure, obj, 1, 3, "guard", (area, area)), obj)
+    small = np.array([15.0, 1.0])  # forward's keyframe had 1 cell: equal areas ...
+    shrunk = np.array([0.0, 40.0])  # ... backward's 40: its object shrank to a tenth
+    assert torch.equal(combine(obj, moved, 3, 1, "guard", (small, shrunk)), obj)
+    with pytest.raises(ValueError, match="needs the keyframes' areas"):
+        combine(obj, moved, 1, 1, "guard")
+
+
+def look_alike_at_the_end(seed: int, frames: int = 11):
+    """The generated clip whose last frame shows, in object 1's place, another object
+    (another texture and colour; the annotator's mask is the same region): a backward
+    pass from it finds nothing like it in the frames before."""
+    from sfcprop.bench.synthetic import _texture
+
+    clip = generate_clip(num_frames=frames, height=240, width=320, seed=seed)
+    rng = np.random.default_rng(100 + seed)
+    other = _texture(rng, 240, 320, 3) * torch.tensor([0.5, 0.6, 0.35])[:, None, None]
+    video = clip.frames.clone()
+    region = clip.masks[-1] == 1
+    video[-1][:, region] = (other * 255).round().to(torch.uint8)[:, region]
+    return video, clip.masks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_keyframe_with_a_look_alike_does_not_make_the_stretch_worse(seed, one_thread):
+    """With the shipped model, the backward pass from the last keyframe loses object 1 (J
+    near 0); the default rule stays at least as good as the forward pass alone."""
+    video, masks = look_alike_at_the_end(seed)
+    last = len(video) - 1
+    keys = {0: masks[0], last: masks[last]}
+    s = Session(video, "fc", keep_passes=True)
+    for t, m in keys.items():
+        s.annotate(t, m)
+    both = s.result()
+    forward = propagate(video[:last], masks[0], "fc")
+    j = {"both": [], "forward": [], "backward": []}
+    for t in range(1, last):
+        truth = masks[t] == 1
+        backward = labels.decode(s.passes[t][1], [0, 1, 2], truth.shape) == 1
+        j["both"].append(iou(both.ids[t] == 1, truth))
+        j["forward"].append(iou(forward.ids[t] == 1, truth))
+        j["backward"].append(iou(backward, truth))
+    mean = {k: float(np.mean(v)) for k, v in j.items()}
+    assert mean["backward"] < 0.3 < mean["forward"], mean  # the case: one pass clearly wrong
+    assert mean["both"] >= mean["forward"] - 1e-6, mean
 
 
 def test_a_correction_recomputes_only_the_neighbouring_frames(clip, net, one_thread):

@@ -50,7 +50,7 @@ class BatchSettings:
     semantic: Any = None
     preset: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
-    rule: str = "distance"
+    rule: str | None = None  # None: the session's default (`sfcprop.session.combine`)
     forward_only: bool = False
     suggest: int = 3
 
@@ -171,7 +171,7 @@ class Worker:
         session = Session(
             self.model("masks"),
             FrameStore(frames, keep=list(keys) != [0]),
-            rule=s.rule,
+            **({"rule": s.rule} if s.rule else {}),
             forward_only=s.forward_only,
             keep_results=False,
         )
@@ -217,7 +217,7 @@ def check_settings(settings: BatchSettings) -> None:
     from sfcprop.config import Config
     from sfcprop.session import RULES
 
-    if settings.rule not in RULES:
+    if settings.rule is not None and settings.rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {settings.rule!r}")
     given = {k: v for k, v in settings.config.items() if v is not None}
     Config.for_run(settings.semantic is not None, settings.preset, **given)

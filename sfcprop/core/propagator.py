@@ -30,11 +30,14 @@ class Memory:
     """The context of the next target frame: the keyframe plus up to m recent frames.
 
     first: `(features [C, h, w], soft labels [L, h, w])` of the keyframe; recent: the same
-    for the frames before the target, oldest first (at most `context` of them).
+    for the frames before the target, oldest first (at most `context` of them); extra:
+    other keyframes, global keys like the first (a session's keyframes on the other side of
+    the pass; none in the reference protocol).
     """
 
     first: tuple[torch.Tensor, torch.Tensor]
     recent: deque = field(default_factory=deque)
+    extra: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
     def short_term(self, context: int) -> list[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
         """`(multiplicity, (features, labels))` of the m short-term slots: while fewer than
@@ -47,7 +50,8 @@ class Memory:
     def key(self) -> tuple[int, ...]:
         """The identity of the feature tensors in the memory, in slot order: two memories
         with the same key give the same `Affinity` to a query."""
-        return (id(self.first[0]), *(id(feats) for feats, _ in self.recent))
+        recent = (id(feats) for feats, _ in (*self.recent, *self.extra))
+        return (id(self.first[0]), len(self.recent), *recent)
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,16 @@ def step_affinity(
         )
         candidates += [(vals, idx + slot * n)] * mult
         sim = float(vals[:, 0].mean()) * config.temperature  # the best key, as a cosine
+    for slot, (feats, _) in enumerate(memory.extra, start=1 + len(memory.recent)):
+        vals, idx = affinity.global_topk(query, feats, config.topk, config.temperature, global_rows)
+        candidates.append((vals, idx + slot * n))
     weights, index = affinity.merge_topk(candidates, config.topk)
     return Affinity(weights, index, sim)
 
 
 def gather_soft(found: Affinity, memory: Memory, grid: tuple[int, int]) -> torch.Tensor:
     """Soft labels `[L, h, w]` of the `grid` frame whose `Affinity` to `memory` is `found`."""
-    banks = [memory.first[1]] + [soft for _, soft in memory.recent]
+    banks = [memory.first[1]] + [soft for _, soft in (*memory.recent, *memory.extra)]
     bank = rearrange(torch.stack(banks), "s l h w -> (s h w) l")
     out = affinity.gather_labels(found.weights, found.index, bank)
     return rearrange(out, "(h w) l -> l h w", h=grid[0], w=grid[1])
@@ -247,10 +254,12 @@ class Propagator:
         soft: torch.Tensor,
         size: tuple[int, int],
         plan: budget.MemoryPlan | None = None,
+        extra: tuple[tuple[torch.Tensor, torch.Tensor], ...] = (),
     ) -> Pass:
         """A pass from a keyframe with features `feats` `[C, h, w]` (`encode`) and soft labels
         `[L, h, w]` on the grid, or float maps `[L, H, W]` at the frame's `size` (resized to
-        the grid: bilinear, half-pixel centres, no antialiasing, as masks are)."""
+        the grid: bilinear, half-pixel centres, no antialiasing, as masks are). `extra`:
+        other keyframes' `(features, soft labels)`, on the grid, as more global keys."""
         soft = torch.as_tensor(soft).to(self.device, torch.float32)
         grid = tuple(feats.shape[1:])
         if soft.ndim == 3 and tuple(soft.shape[1:]) == tuple(size) != grid:
@@ -262,8 +271,14 @@ class Propagator:
             )
         if not torch.isfinite(soft).all():
             raise ValueError("keyframe labels hold NaN or infinite values")
-        memory = Memory((feats, soft), deque([(feats, soft)], maxlen=self.config.context))
-        return Pass(self, memory, plan)
+        for f, l in extra:
+            if f.shape != feats.shape or l.shape != soft.shape:
+                raise ValueError(
+                    f"extra keyframes must match the keyframe: features {tuple(feats.shape)}, "
+                    f"labels {tuple(soft.shape)}; got {tuple(f.shape)}, {tuple(l.shape)}"
+                )
+        recent = deque([(feats, soft)], maxlen=self.config.context)
+        return Pass(self, Memory((feats, soft), recent, tuple(extra)), plan)
 
     def start_encoded(
         self, feats: torch.Tensor, soft: torch.Tensor, size: tuple[int, int]

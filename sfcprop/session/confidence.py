@@ -122,6 +122,19 @@ def prototype_similarity(
     return (prototypes(features, soft) * key.to(features.device)).sum(1).double().cpu().numpy()
 
 
+def pass_agreement(forward: torch.Tensor, backward: torch.Tensor) -> np.ndarray:
+    """`[L]` IoU of each channel's cells (argmax) in two passes' soft labels `[L, h, w]`
+    (1 where neither pass has it; channel 0, the background, always 1)."""
+    fw, bw = forward.argmax(dim=0), backward.argmax(dim=0)
+    iou = np.ones(forward.shape[0])
+    for l in range(1, forward.shape[0]):
+        a, b = fw == l, bw == l
+        union = int((a | b).sum())
+        if union:
+            iou[l] = int((a & b).sum()) / union
+    return iou
+
+
 def frame_stats(
     soft: torch.Tensor,
     ref_area: np.ndarray,
@@ -149,14 +162,7 @@ def frame_stats(
     ref = np.asarray(ref_area, dtype=np.float64)
     growth = np.divide(area, ref, out=np.ones_like(area), where=ref > 0)
     ratio = np.minimum(growth, 1.0)
-    agreement = np.ones_like(area)
-    if other is not None:
-        fw, bw = other[0].argmax(dim=0), other[1].argmax(dim=0)
-        for l in range(1, soft.shape[0]):
-            a, b = fw == l, bw == l
-            union = int((a | b).sum())
-            if union:
-                agreement[l] = int((a & b).sum()) / union
+    agreement = np.ones_like(area) if other is None else pass_agreement(other[0], other[1])
     absent = (ref == 0) & (area == 0)
     certainty[absent] = 1.0
     sim = np.ones_like(area) if similarity is None else np.asarray(similarity, np.float64)

@@ -10,11 +10,13 @@ Stretch = tuple[int | None, int | None]  # (earlier keyframe or None, later keyf
 class Keyframes(dict):
     """Frame index -> labels as the codec checked them, plus what changed since the last
     run: the stretches next to an added, replaced or removed keyframe, and the keyframes
-    set since. Before the first run everything is stale (`fresh`)."""
+    set since. Before the first run everything is stale (`fresh`); so after any change when
+    passes keep other keyframes in memory (`shared`: `Config.keyframe_memory` > 0)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = False) -> None:
         super().__init__()
         self.fresh = True
+        self.shared = shared
         self._stale: set[Stretch] = set()
         self._stale_keys: set[int] = set()
 
@@ -23,11 +25,13 @@ class Keyframes(dict):
         self._stale |= {(prev, t), (t, nxt)}
         self._stale_keys.add(t)
         self[t] = value
+        self.fresh = self.fresh or self.shared
 
     def remove(self, t: int) -> None:
         prev, nxt = self.neighbours(t)
         del self[t]
         self._stale.add((prev, nxt))
+        self.fresh = self.fresh or self.shared
 
     def neighbours(self, t: int) -> Stretch:
         """The nearest keyframes before and after `t` (None where there is none)."""

@@ -92,7 +92,7 @@ class Session:
             if frames is None:
                 raise TypeError("Session(model, frames): the frames of the video are missing")
             self._model: Propagator | None = load_model(model, semantic, preset=preset, **settings)
-            self.config = model.config
+            self.config = self._model.config
         else:  # Session(frames, backbone, semantic, **settings): the model on first use
             model, frames = frames if frames is not None else "fc", model
             self.config = Config.for_run(semantic is not None, preset, **settings)
@@ -108,7 +108,8 @@ class Session:
         )
         self.plan = None  # the memory plan of this video (run sets it)
         self.codec = codec if codec is not None else MaskCodec()
-        self.keyframes = Keyframes()  # t -> labels as the codec checked them
+        # t -> labels as the codec checked them
+        self.keyframes = Keyframes(self.config.keyframe_memory > 0)
         self.size: tuple[int, int] | None = None
         self.results: dict[int, _Done] = {}
         self.similarities: dict[int, float] = {}
@@ -335,7 +336,7 @@ class Session:
             (fw, sim_f), (bw, sim_b) = forward[t], backward[t]
             if self.passes is not None:
                 self.passes[t] = (fw, bw, t - a, b - t)
-            soft = combine(fw, bw, t - a, b - t, self.rule)
+            soft = combine(fw, bw, t - a, b - t, self.rule, (area_a, area_b))
             w = (b - t) / (b - a)
             ref = w * area_a + (1 - w) * area_b
             sim = w * sim_f + (1 - w) * sim_b
@@ -366,11 +367,20 @@ class Session:
         none = conf.FrameStats.constant(len(ids) - 1, 0.0)  # no result here: no confidence
         return _Done(soft, ids, none, np.zeros(len(ids)))
 
+    def _shared_keys(self, k: int) -> list[int]:
+        """The other keyframes a pass from `k` keeps as global keys: the
+        `Config.keyframe_memory` nearest in time (none with `forward_only`)."""
+        if self.forward_only:
+            return []
+        others = sorted((j for j in self.keyframes if j != k), key=lambda j: (abs(j - k), j))
+        return others[: self.config.keyframe_memory]
+
     def _pass(self, k: int, frames: Iterable[int], forward: bool) -> Iterator[tuple[int, Any]]:
         """`(t, soft, similarity)` of a pass from keyframe `k` over `frames` (in pass order);
         similarity `[L]`: of each channel's features with the keyframe's."""
         key_soft, key_feature = self._key_soft(k), self._feature(k)
-        run = self.model.open_pass(key_feature, key_soft, self.size, self.plan)
+        extra = tuple((self._feature(j), self._key_soft(j)) for j in self._shared_keys(k))
+        run = self.model.open_pass(key_feature, key_soft, self.size, self.plan, extra)
         key = conf.prototypes(key_feature, key_soft)
         for t in frames:
             frame_hw = tuple(self.store[t].shape[1:])
