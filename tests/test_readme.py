@@ -199,6 +199,10 @@ def test_readme_bash_blocks_run(fresh, capsys, one_thread):
         "out/confidence.csv",
         "tracks/overlay.gif",
         "results/bear/00003.png",
+        "exports/coco/instances.json",
+        "labelled-davis/summary.jsonl",
+        "exports/ytvis/results.json",
+        "exports/mots/clip.txt",
         "runs/fc/last.pt",
         "fc.safetensors",
         "examples/example-output/masks/overlay.gif",
@@ -228,6 +232,8 @@ def run_command(argv: list[str], cwd: Path, exports: dict[str, str], capsys) -> 
         assert jupyter, "no jupyter beside this python: the test extra installs it"
         done = subprocess_run(argv[1:], cwd, program=jupyter)
         assert done.returncode == 0, f"`{line}` failed:\n{done.stderr[-3000:]}"
+    elif argv[0] == "cvat-cli":
+        load_cvat_function(argv)
     elif "..." in argv and "-m" in argv:  # a pattern: its module, with --help
         module = argv[argv.index("-m") + 1]
         assert shutil.which(argv[0], path=str(Path(sys.executable).parent)), f"no {argv[0]}"
@@ -235,6 +241,28 @@ def run_command(argv: list[str], cwd: Path, exports: dict[str, str], capsys) -> 
         assert done.returncode == 0, f"`{line}`: {done.stderr[-2000:]}"
     else:
         pytest.fail(f"a README command that test_readme.py does not know how to run: {line}")
+
+
+def load_cvat_function(argv: list[str]) -> None:
+    """`cvat-cli ... function create-native NAME | run-agent ID --function-module M -p ...`
+    offline: the function loaded by cvat-cli's own option parser and loader, as both
+    commands load it, with the command's `-p` parameters; it must be a tracking function."""
+    import argparse
+
+    pytest.importorskip("cvat_cli", reason="the cvat extra needs Python >= 3.11")
+    from cvat_cli._internal.common import configure_function_implementation_arguments
+    from cvat_sdk import auto_annotation as cvataa
+
+    assert argv[argv.index("function") + 1] in ("create-native", "run-agent"), argv
+    options = argv[argv.index("--function-module") :]
+    parser = argparse.ArgumentParser()
+    got: dict = {}
+    parser.set_defaults(_executor=lambda client, **kw: got.update(kw))
+    configure_function_implementation_arguments(parser)
+    args = vars(parser.parse_args(options))
+    args.pop("_executor")(None, **args)
+    function = got["function_loader"].load()
+    assert isinstance(function.spec, cvataa.TrackingFunctionSpec), function.spec
 
 
 def run_sfcprop(args: list[str]) -> int:
