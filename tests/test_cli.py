@@ -327,6 +327,8 @@ COMMANDS = {  # command -> (module, function) the failure is planted in
     "eval": ("sfcprop.apps.eval", "_run"),
     "backbones": ("sfcprop.apps.backbones", "_table"),
     "train-fc": ("sfcprop.train.cli", "export_trunk"),
+    "batch": ("sfcprop.apps.batch", "batch"),
+    "export": ("sfcprop.apps.export", "export_results"),
 }
 ARGV = {
     "propagate": ["propagate", "f/", "m.png", "--out", "o"],
@@ -335,6 +337,8 @@ ARGV = {
     "eval": ["eval", "davis", "--root", "r", "--backbone", "fc", "--out", "o"],
     "backbones": ["backbones"],
     "train-fc": ["train-fc", "--export", "a.pt", "b.safetensors"],
+    "batch": ["batch", "s/", "--out", "o"],
+    "export": ["export", "r/", "--format", "coco", "--out", "o"],
 }
 
 
