@@ -7,7 +7,8 @@ with ground-truth keyframes every S frames (frame 0 included) and with frame 0 a
 - the Spearman rank correlation of per-frame confidence (and of its parts) with the true
   per-frame J, pooled over the sequences' non-keyframe frames;
 - precision and recall of the "lost" flag against frames with J < 0.2; cut flags raised
-  (none of these sequences has a cut);
+  (none of these sequences has a cut); stretch by stretch (which rule loses what a pass
+  knows): benchmarks/bench_stretches.py;
 - the time of one correction (a keyframe added mid-way, S = 20) against a full rerun.
 
     python benchmarks/bench_keyframes.py [--backbone fc] [--random] [--short-side 240]
