@@ -126,6 +126,33 @@ def test_the_guard_keeps_the_pass_that_trusts_itself_where_the_passes_disagree()
         combine(obj, moved, 1, 1, "guard")
 
 
+def test_keyframe_memory_keeps_other_keyframes_and_a_correction_equals_a_fresh_run(
+    clip, net, one_thread
+):
+    """`keyframe_memory=2`: each pass also keeps the two nearest other keyframes as global
+    keys. A keyframe added later gives what a fresh run with all of them gives (every
+    stretch is recomputed); the extra keys change the result; one keyframe alone is the
+    published protocol, whatever the setting."""
+    keys = {t: clip.masks[t].long() for t in (0, 6, 11)}
+    s = Session(clip.frames, net, keyframe_memory=2, **PARAMS)
+    for t in (0, 11):
+        s.annotate(t, keys[t])
+    s.result()
+    s.annotate(6, keys[6])
+    corrected = s.result(return_soft=True)
+    fresh = propagate(clip.frames, keys, net, keyframe_memory=2, return_soft=True, **PARAMS)
+    torch.testing.assert_close(corrected.soft, fresh.soft, rtol=0, atol=1e-6)
+    plain = propagate(clip.frames, keys, net, return_soft=True, **PARAMS)
+    assert (plain.soft - fresh.soft).abs().max() > 1e-3
+    alone = [
+        propagate(clip.frames, keys[0], net, keyframe_memory=m, return_soft=True, **PARAMS)
+        for m in (0, 2)
+    ]
+    assert torch.equal(alone[0].soft, alone[1].soft)
+    with pytest.raises(ValueError, match="keyframe_memory"):
+        Session(clip.frames, net, keyframe_memory=-1)
+
+
 def look_alike_at_the_end(seed: int, frames: int = 11):
     """The generated clip whose last frame shows, in object 1's place, another object
     (another texture and colour; the annotator's mask is the same region): a backward
