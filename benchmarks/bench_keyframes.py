@@ -69,6 +69,7 @@ def run_sequence(net, frames, gt, spacing, args) -> dict:
     targets = [t for t in range(n) if t not in keys]
     out = {"frames": len(targets), "seconds": seconds, "rules": {}}
     variants = {"forward": None} if spacing is None else {"forward": None, **dict.fromkeys(RULES)}
+    key_areas = {k: confidence.areas(s._key_soft(k)) for k in keys}  # for rule "guard"
     for name in variants:
         js, fs = [], []
         for t in targets:
@@ -77,11 +78,7 @@ def run_sequence(net, frames, gt, spacing, args) -> dict:
                     soft = s.passes[t][0] if t in s.passes else s.results[t].soft
                 else:
                     fw, bw, df, db = s.passes[t]
-                    areas = (
-                        confidence.areas(s._key_soft(t - df)),
-                        confidence.areas(s._key_soft(t + db)),
-                    )
-                    soft = combine(fw, bw, df, db, name, areas)
+                    soft = combine(fw, bw, df, db, name, (key_areas[t - df], key_areas[t + db]))
             else:  # after the last keyframe: forward only, whatever the rule
                 soft = s.results[t].soft
             j, f = score(decode(soft, size), gt[t])

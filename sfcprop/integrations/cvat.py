@@ -175,10 +175,9 @@ class SfcpropTracker:
 def is_lost(state: TrackState, features: torch.Tensor, soft: torch.Tensor) -> bool:
     """sfcprop's rule on a tracked frame, the measures as a `Session`'s forward pass takes
     them: the calibrated estimate of the object's J below `confidence.LOST_J`
-    (`confidence.lost_flags`). The similarity trend keeps only the frames it reads."""
+    (`confidence.lost_flags`)."""
     similarity = conf.prototype_similarity(features, soft, state.key)
     drop = state.trend.drop(similarity)
-    del state.trend.history[: -conf.DROP_WINDOW]
     stats = conf.frame_stats(
         soft, state.ref_area, similarity=similarity, distance=state.steps, drop=drop
     )

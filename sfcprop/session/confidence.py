@@ -23,6 +23,7 @@ at least `CUT_MIN` and `CUT_FACTOR` times the median of the frames before it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -85,15 +86,16 @@ class FrameStats:
 class SimilarityTrend:
     """The `drop` of each frame of one stretch, fed in order (a pass's order; between two
     keyframes, time order): `max(0, median of the last DROP_WINDOW similarities - this
-    one)`, per object, the stretch's keyframe counting as similarity 1."""
+    one)`, per object, the stretch's keyframe counting as similarity 1. Only the frames
+    the median reads are kept (`history`, at most `DROP_WINDOW`)."""
 
     def __init__(self) -> None:
-        self.history: list[np.ndarray] = []
+        self.history: deque[np.ndarray] = deque(maxlen=DROP_WINDOW)
 
     def drop(self, similarity: np.ndarray) -> np.ndarray:
         """`[L]` drop of the next frame's similarity `[L]`; the frame joins the history."""
         sim = np.asarray(similarity, np.float64)
-        recent = ([np.ones_like(sim)] + self.history)[-DROP_WINDOW:]
+        recent = ([np.ones_like(sim), *self.history])[-DROP_WINDOW:]
         self.history.append(sim)
         return np.maximum(0.0, np.median(np.stack(recent), axis=0) - sim)
 
